@@ -1,0 +1,36 @@
+import { registerBuiltinPlugins } from "../shared/cni/invoke.js";
+import { pluginMain } from "../shared/cni/skel.js";
+import { WEFT_COMMIT, WEFT_VERSION } from "../shared/version.js";
+import { PLUGINS } from "./plugins.js";
+
+const USAGE = `usage: weft <command>
+
+commands:
+  version            print the version
+  plugin <name>      run a CNI plugin by name (${Object.keys(PLUGINS).join(", ")}), as if invoked as it
+`;
+
+/** The admin CLI. install, uninstall and doctor arrive with their issues. */
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case "version":
+    case "--version":
+      process.stdout.write(`weft v${WEFT_VERSION} commit ${WEFT_COMMIT}\n`);
+      return 0;
+    case "plugin": {
+      const load = PLUGINS[rest[0] ?? ""];
+      if (!load) break;
+      registerBuiltinPlugins(PLUGINS);
+      await pluginMain(await load());
+      return 0;
+    }
+    case undefined:
+    case "help":
+    case "--help":
+      process.stdout.write(USAGE);
+      return cmd === undefined ? 2 : 0;
+  }
+  process.stderr.write(USAGE);
+  return 2;
+}

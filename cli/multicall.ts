@@ -1,0 +1,27 @@
+import { basename } from "node:path";
+import { registerBuiltinPlugins } from "../shared/cni/invoke.js";
+import { pluginMain } from "../shared/cni/skel.js";
+import { PLUGINS } from "./plugins.js";
+
+/**
+ * The single executable behind every name: `flannel`, `bridge`, `host-local` and `portmap` are hard links
+ * to it, and it becomes whichever it was run as. Only the invoked entry's code is initialised.
+ */
+async function main(): Promise<void> {
+  const name = process.env.WEFT_MULTICALL_NAME || basename(process.argv0);
+  const plugin = PLUGINS[name];
+  if (plugin) {
+    registerBuiltinPlugins(PLUGINS);
+    await pluginMain(await plugin());
+    return;
+  }
+  if (name === "weftd") {
+    const { main: daemonMain } = await import("../daemon/main.js");
+    process.exitCode = await daemonMain(process.argv.slice(2));
+    return;
+  }
+  const { main: cliMain } = await import("./main.js");
+  process.exitCode = await cliMain(process.argv.slice(2));
+}
+
+void main();

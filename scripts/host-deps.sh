@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests, the demo and the benchmarks use, only when something is missing.
+# Debian packages only: the machine reaches the npm registry and Debian's mirror, nothing else.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have ip || need+=(iproute2)
+have iptables-restore || need+=(iptables)
+have nft || need+=(nftables)
+have conntrack || need+=(conntrack)
+have flock || need+=(util-linux)
+have nsenter || need+=(util-linux)
+have socat || need+=(socat)
+have go || need+=(golang-go)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+[ -d /usr/share/gocode/src/github.com/containernetworking/cni/libcni ] || need+=(golang-github-appc-cni-dev)
+
+if [ "${#need[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "host-deps: missing ${need[*]}; run as root to install them" >&2
+    exit 1
+  fi
+  echo "host-deps: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+
+# The kernel modules the pod path uses; loading is best effort (they may be built in).
+for m in bridge veth vxlan br_netfilter nf_conntrack xt_comment xt_multiport xt_addrtype xt_mark; do
+  modprobe -q "$m" 2>/dev/null || true
+done

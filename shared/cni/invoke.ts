@@ -1,0 +1,155 @@
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { createLogger } from "../log.js";
+import { type CmdArgs, splitPath, type Verb } from "./env.js";
+import { CniError, ErrorCode } from "./errors.js";
+import type { Plugin } from "./plugin.js";
+import { runVerb } from "./skel.js";
+
+/**
+ * Calling another plugin the way libcni's `invoke` package does, with a fast path: when the executable
+ * found in CNI_PATH is this very multi-call binary, the delegate runs in this process instead of paying
+ * for a second process start.
+ */
+
+type PluginLoader = () => Promise<Plugin>;
+const builtins = new Map<string, PluginLoader>();
+
+/** The multi-call entry registers the plugins it carries, so invoke can run them in-process. */
+export function registerBuiltinPlugins(plugins: Record<string, PluginLoader>): void {
+  for (const [name, load] of Object.entries(plugins)) builtins.set(name, load);
+}
+
+/** invoke.FindInPath: the first regular file named `plugin` in `paths`. */
+export function findInPath(plugin: string, paths: string[]): string {
+  if (plugin === "") throw new CniError(ErrorCode.Internal, "no plugin name provided");
+  if (plugin.includes("/")) throw new CniError(ErrorCode.Internal, `invalid plugin name: ${plugin}`);
+  if (paths.length === 0) throw new CniError(ErrorCode.Internal, "no paths provided");
+  for (const dir of paths) {
+    const full = join(dir, plugin);
+    try {
+      if (statSync(full).isFile()) return full;
+    } catch {
+      // not here; try the next directory
+    }
+  }
+  throw new CniError(
+    ErrorCode.Internal,
+    `failed to find plugin ${JSON.stringify(plugin)} in path [${paths.join(" ")}]`,
+  );
+}
+
+let self: { dev: number; ino: number } | undefined | null;
+
+function isThisExecutable(path: string): boolean {
+  if (self === undefined) {
+    try {
+      const st = statSync(process.execPath);
+      // Only a packaged weft is a plugin executable; a plain `node` running tests is not.
+      self = process.execPath.endsWith("/node") ? null : { dev: st.dev, ino: st.ino };
+    } catch {
+      self = null;
+    }
+  }
+  if (!self) return false;
+  try {
+    const st = statSync(path);
+    return st.dev === self.dev && st.ino === self.ino;
+  } catch {
+    return false;
+  }
+}
+
+/** The environment a delegate sees: ours, with the call's CNI_* values and the verb replaced. */
+export function delegateEnv(args: CmdArgs, verb: Verb): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  Object.assign(env, {
+    CNI_COMMAND: verb,
+    CNI_CONTAINERID: args.containerId,
+    CNI_NETNS: args.netns,
+    CNI_IFNAME: args.ifname,
+    CNI_ARGS: args.args,
+    CNI_PATH: args.path,
+  });
+  return env;
+}
+
+/** Turns a failed plugin's output into the error, as invoke's RawExec.pluginErr does. */
+export function pluginError(stdout: string, stderr: string, exitMessage: string): CniError {
+  if (stdout.trim() === "") {
+    if (stderr.trim() === "")
+      return new CniError(0, `netplugin failed with no error message: ${exitMessage}`);
+    return new CniError(0, `netplugin failed: ${JSON.stringify(stderr)}`);
+  }
+  try {
+    const doc = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
+    return new CniError(doc.code ?? 0, doc.msg ?? "", doc.details ?? "");
+  } catch (err) {
+    return new CniError(
+      0,
+      `netplugin failed but error parsing its diagnostic message ${JSON.stringify(stdout)}: ${(err as Error).message}`,
+    );
+  }
+}
+
+const TEXT_BUSY_RETRIES = 5;
+
+async function execPlugin(path: string, stdin: Buffer, env: Record<string, string>): Promise<string> {
+  const { execa } = await import("execa");
+  for (let attempt = 0; ; attempt++) {
+    const r = await execa(path, [], {
+      input: stdin,
+      env,
+      extendEnv: false,
+      reject: false,
+      stripFinalNewline: false,
+    });
+    // libcni retries a binary that is being replaced ("text file busy") up to 5 times, a second apart.
+    if (r.code === "ETXTBSY" && attempt < TEXT_BUSY_RETRIES) {
+      await new Promise((res) => setTimeout(res, 1000));
+      continue;
+    }
+    if (r.stderr) process.stderr.write(String(r.stderr));
+    if (r.failed) throw pluginError(String(r.stdout), String(r.stderr), String(r.shortMessage ?? r.message));
+    return String(r.stdout);
+  }
+}
+
+/**
+ * Runs `verb` of the plugin called `type` with `conf` on stdin and the caller's CNI_* values. Returns the
+ * delegate's parsed output (a result for ADD, with cniVersion filled in as fixupResultVersion does).
+ */
+export async function invokeDelegate(
+  verb: Verb,
+  type: string,
+  conf: Buffer | string,
+  args: CmdArgs,
+): Promise<Record<string, unknown> | undefined> {
+  const path = findInPath(type, splitPath(args.path));
+  const stdin = Buffer.isBuffer(conf) ? conf : Buffer.from(conf);
+  let out: object | undefined;
+  const load = builtins.get(type);
+  if (load && isThisExecutable(path)) {
+    const plugin = await load();
+    out = await runVerb(plugin, { ...args, command: verb, stdin }, createLogger(type));
+  } else {
+    const stdout = await execPlugin(path, stdin, delegateEnv(args, verb));
+    if (verb !== "ADD" && verb !== "VERSION") return undefined;
+    try {
+      out = JSON.parse(stdout) as object;
+    } catch (err) {
+      throw new CniError(
+        ErrorCode.DecodingFailure,
+        `failed to parse ${type} output: ${(err as Error).message}`,
+      );
+    }
+  }
+  if (!out) return undefined;
+  const doc = out as Record<string, unknown>;
+  if (verb === "ADD" && !doc.cniVersion) {
+    const v = (JSON.parse(stdin.toString("utf8")) as { cniVersion?: string }).cniVersion;
+    if (v) doc.cniVersion = v;
+  }
+  return doc;
+}

@@ -1,0 +1,38 @@
+import { readSync } from "node:fs";
+import { CniError, ErrorCode } from "./errors.js";
+
+/** Configs with a prevResult are a few KiB; anything near this cap is a runaway writer, not a config. */
+export const STDIN_LIMIT = 4 * 1024 * 1024;
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Reads all of fd 0 synchronously (no event-loop round trips on the hot path), up to `limit` bytes. */
+export function readStdin(limit = STDIN_LIMIT, fd = 0): Buffer {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // A non-blocking pipe with nothing yet; wait a little rather than spin.
+      if (code === "EAGAIN") {
+        sleepMs(1);
+        continue;
+      }
+      if (code === "EOF" || code === "EBADF") break;
+      throw new CniError(ErrorCode.IOFailure, `error reading from stdin: ${(err as Error).message}`);
+    }
+    if (n === 0) break;
+    total += n;
+    if (total > limit) {
+      throw new CniError(ErrorCode.IOFailure, `error reading from stdin: input exceeds ${limit} bytes`);
+    }
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return Buffer.concat(chunks, total);
+}

@@ -1,0 +1,51 @@
+import type { Ajv as AjvClass, ErrorObject, ValidateFunction } from "ajv";
+import { CniError, ErrorCode } from "./errors.js";
+import type { JsonSchema } from "./schemas.js";
+
+let ajv: AjvClass | undefined;
+const compiled = new WeakMap<JsonSchema, ValidateFunction>();
+
+async function compile(schema: JsonSchema): Promise<ValidateFunction> {
+  const fn = compiled.get(schema);
+  if (!fn) {
+    if (!ajv) {
+      // Loaded on first use only, so VERSION and the about text never pay for ajv.
+      const mod = (await import("ajv")) as unknown as {
+        default: typeof AjvClass & { default?: typeof AjvClass };
+      };
+      const Ajv = mod.default.default ?? mod.default;
+      ajv = new Ajv({ allErrors: false, strict: false });
+    }
+    const made = ajv.compile(schema);
+    compiled.set(schema, made);
+    return made;
+  }
+  return fn;
+}
+
+function describe(e: ErrorObject, doc: unknown): CniError {
+  const path = e.instancePath || "/";
+  // An allowed-values violation is the spec's "unsupported field": name the key and the value.
+  if (e.keyword === "enum" || e.keyword === "const") {
+    const value = e.instancePath
+      .split("/")
+      .slice(1)
+      .reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k.replace(/~1/g, "/")], doc);
+    return new CniError(
+      ErrorCode.UnsupportedField,
+      `unsupported value ${JSON.stringify(value)} for field ${path.slice(1).replace(/\//g, ".")}`,
+      e.message ?? "",
+    );
+  }
+  return new CniError(
+    ErrorCode.InvalidNetworkConfig,
+    `invalid network config: ${path} ${e.message ?? ""}`.trim(),
+  );
+}
+
+/** Checks `doc` against `schema`; the first violation becomes a code 7 (or 2) CNI error. */
+export async function validateSchema<T>(schema: JsonSchema, doc: unknown): Promise<T> {
+  const fn = await compile(schema);
+  if (!fn(doc)) throw describe(fn.errors![0]!, doc);
+  return doc as T;
+}
