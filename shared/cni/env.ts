@@ -17,12 +17,12 @@ export interface CmdArgs {
 
 type Env = Record<string, string | undefined>;
 
-// The order skel checks (and reports) the variables in, and the verbs each one is required for.
-const REQUIRED: Array<[name: string, verbs: readonly string[]]> = [
-  ["CNI_COMMAND", VERBS],
-  ["CNI_CONTAINERID", ["ADD", "CHECK", "DEL"]],
+// skel's variables in the order it checks (and reports) them, the verbs that need each, and its check.
+const VARS: Array<[name: string, verbs: readonly string[], check?: (v: string) => void]> = [
+  ["CNI_COMMAND", ["ADD", "CHECK", "DEL", "GC", "STATUS"]],
+  ["CNI_CONTAINERID", ["ADD", "CHECK", "DEL"], (v) => validateContainerId(v)],
   ["CNI_NETNS", ["ADD", "CHECK"]],
-  ["CNI_IFNAME", ["ADD", "CHECK", "DEL"]],
+  ["CNI_IFNAME", ["ADD", "CHECK", "DEL"], (v) => validateIfname(v)],
   ["CNI_ARGS", []],
   ["CNI_PATH", ["ADD", "CHECK", "DEL", "GC", "STATUS"]],
   ["CNI_NETNS_OVERRIDE", []],
@@ -30,19 +30,25 @@ const REQUIRED: Array<[name: string, verbs: readonly string[]]> = [
 
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 const MAX_IFNAME = 15;
+// Go's unicode.IsSpace set; JavaScript's \s lacks U+0085 and adds U+FEFF.
+const IFNAME_BAD_RE = /[/:\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
 
+/** utils.ValidateContainerID. Through skel an empty ID is reported as missing (code 4) before this runs. */
 export function validateContainerId(id: string): void {
+  if (id === "") throw new CniError(ErrorCode.UnknownContainer, "missing containerID");
   if (!NAME_RE.test(id))
     throw new CniError(ErrorCode.InvalidEnvironment, "invalid characters in containerID", id);
 }
 
+/** utils.ValidateNetworkName (its "missing" message really ends in a colon). */
 export function validateNetworkName(name: string): void {
+  if (name === "") throw new CniError(ErrorCode.InvalidNetworkConfig, "missing network name:");
   if (!NAME_RE.test(name)) {
     throw new CniError(ErrorCode.InvalidNetworkConfig, "invalid characters found in network name", name);
   }
 }
 
-/** The kernel's rules for a link name (dev_valid_name), with skel's messages. */
+/** The kernel's rules for a link name (dev_valid_name), with utils.ValidateInterfaceName's messages. */
 export function validateIfname(ifname: string): void {
   const bad = (msg: string, details = "") => new CniError(ErrorCode.InvalidEnvironment, msg, details);
   if (ifname.length === 0) throw bad("interface name is empty");
@@ -53,25 +59,33 @@ export function validateIfname(ifname: string): void {
     );
   }
   if (ifname === "." || ifname === "..") throw bad("interface name is . or ..");
-  if (/[/:\s]/u.test(ifname)) throw bad("interface name contains / or : or whitespace characters");
+  if (IFNAME_BAD_RE.test(ifname)) throw bad("interface name contains / or : or whitespace characters");
 }
 
+/** What readEnvVars returns: CmdArgs without stdin, the command not yet known to be a verb. */
+export type EnvVars = Omit<CmdArgs, "stdin" | "command"> & { command: string };
+
 /**
- * Reads the CNI_* variables and checks the ones the verb needs. Returns undefined when CNI_COMMAND is
- * unset, which is the "run by hand" case. Stdin is read later (VERSION ignores it).
+ * skel's getCmdArgsFromEnv: collects the variables the command needs, validating each present one as it
+ * goes (the first invalid one wins, even over missing ones), then reports all missing ones at once.
+ * Returns undefined when CNI_COMMAND is unset, which is the "run by hand" case. Unknown commands pass:
+ * skel decodes the config before it rejects them.
  */
-export function readEnv(env: Env): Omit<CmdArgs, "stdin"> | undefined {
+export function readEnvVars(env: Env): EnvVars | undefined {
   const command = env.CNI_COMMAND ?? "";
   if (command === "") return undefined;
-  const missing = REQUIRED.filter(([name, verbs]) => !env[name] && verbs.includes(command)).map(([n]) => n);
+  const missing: string[] = [];
+  for (const [name, verbs, check] of VARS) {
+    const value = env[name] ?? "";
+    if (!verbs.includes(command)) continue;
+    if (value === "") missing.push(name);
+    else check?.(value);
+  }
   if (missing.length > 0) {
     throw new CniError(ErrorCode.InvalidEnvironment, `required env variables [${missing.join(",")}] missing`);
   }
-  if (!(VERBS as readonly string[]).includes(command)) {
-    throw new CniError(ErrorCode.InvalidEnvironment, `unknown CNI_COMMAND: ${command}`);
-  }
   return {
-    command: command as Verb,
+    command,
     containerId: env.CNI_CONTAINERID ?? "",
     netns: env.CNI_NETNS ?? "",
     ifname: env.CNI_IFNAME ?? "",
@@ -81,10 +95,27 @@ export function readEnv(env: Env): Omit<CmdArgs, "stdin"> | undefined {
   };
 }
 
-/** skel validates the container ID and interface name after the config decoded; GC and STATUS carry none. */
+export function isVerb(command: string): command is Verb {
+  return (VERBS as readonly string[]).includes(command);
+}
+
+export function unknownCommand(command: string): CniError {
+  return new CniError(ErrorCode.InvalidEnvironment, `unknown CNI_COMMAND: ${command}`);
+}
+
+/** readEnvVars, with an unknown command rejected at once (code 4). */
+export function readEnv(env: Env): Omit<CmdArgs, "stdin"> | undefined {
+  const vars = readEnvVars(env);
+  if (!vars) return undefined;
+  if (!isVerb(vars.command)) throw unknownCommand(vars.command);
+  return { ...vars, command: vars.command };
+}
+
+/** The checks skel applies to CNI_CONTAINERID and CNI_IFNAME; only ADD, CHECK and DEL carry them. */
 export function validateAttachment(args: Pick<CmdArgs, "command" | "containerId" | "ifname">): void {
-  if (args.containerId !== "") validateContainerId(args.containerId);
-  if (args.ifname !== "" || ["ADD", "CHECK", "DEL"].includes(args.command)) validateIfname(args.ifname);
+  if (!["ADD", "CHECK", "DEL"].includes(args.command)) return;
+  validateContainerId(args.containerId);
+  validateIfname(args.ifname);
 }
 
 /** CNI_PATH as a list of directories. */
