@@ -1,7 +1,17 @@
 import { isIPv4 } from "node:net";
 import { CniError, ErrorCode } from "./errors.js";
-import type { AnyResult, DNS, Interface, IPConfig, IPv020, Result, Result020, Route } from "./types.js";
-import { resultFamily } from "./versions.js";
+import type {
+  AnyResult,
+  DNS,
+  Interface,
+  IPConfig,
+  IPv020,
+  NetConf,
+  Result,
+  Result020,
+  Route,
+} from "./types.js";
+import { isSupported, resultFamily } from "./versions.js";
 
 /**
  * Results move between spec versions the way the Go `types/{020,040,100}` packages convert them.
@@ -32,9 +42,9 @@ function routeOf(r: Route, withV11: boolean): Route {
   const out: Route = { dst: r.dst };
   if (r.gw) out.gw = r.gw;
   if (!withV11) return out;
-  for (const k of ["mtu", "advmss", "priority", "table", "scope"] as const) {
-    if (r[k] !== undefined && r[k] !== 0) out[k] = r[k];
-  }
+  // Go: mtu/advmss/priority are ints with omitempty, table/scope are *int (0 is a real table/scope).
+  for (const k of ["mtu", "advmss", "priority"] as const) if (r[k]) out[k] = r[k];
+  for (const k of ["table", "scope"] as const) if (typeof r[k] === "number") out[k] = r[k];
   return out;
 }
 
@@ -83,7 +93,12 @@ export function parseResult(raw: unknown, version: string): Result {
   }
   const doc = { ...(raw as Record<string, unknown>) };
   if (typeof doc.cniVersion !== "string" || doc.cniVersion === "") doc.cniVersion = version;
-  const v = doc.cniVersion as string;
+  // The 0.2.0 type reads an empty version as 0.1.0.
+  const v = (doc.cniVersion as string) || "0.1.0";
+  doc.cniVersion = v;
+  if (!isSupported(v)) {
+    throw new CniError(ErrorCode.Internal, `unsupported CNI result version ${JSON.stringify(v)}`);
+  }
   if (resultFamily(v) === "020") return from020(doc as unknown as Result020);
   const r = doc as unknown as Result;
   const out: Result = { cniVersion: v };
@@ -115,8 +130,29 @@ function to020(r: Result, version: string): Result020 {
   return out;
 }
 
-/** Renders an internal result in `version`'s layout, with keys in the order the Go types marshal them. */
-export function formatResult(r: Result, version: string): AnyResult {
+/** Go's json.Marshal of a map: keys sorted at every level. */
+function sortedKeys<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(sortedKeys) as T;
+  if (!value || typeof value !== "object") return value;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(value).sort()) out[k] = sortedKeys((value as Record<string, unknown>)[k]);
+  return out as T;
+}
+
+/**
+ * Renders an internal result in `version`'s layout, with keys in the order the Go types marshal them:
+ * struct order up to 0.4.0; for 1.x, cni >= v1.2.0 re-marshals through a map (to drop an empty dns),
+ * which sorts the keys at every level.
+ */
+export function formatResult(r: Result, target: string): AnyResult {
+  // Convert() treats an empty target as 0.1.0.
+  const version = target || "0.1.0";
+  if (!isSupported(version)) {
+    throw new CniError(
+      ErrorCode.Internal,
+      `no converter for CNI result version ${r.cniVersion || "1.1.0"} to ${version}`,
+    );
+  }
   const fam = resultFamily(version);
   if (fam === "020") return to020(r, version);
   const v11 = fam === "100";
@@ -127,7 +163,21 @@ export function formatResult(r: Result, version: string): AnyResult {
   const dns = dnsOf(r.dns);
   // 0.3.x/0.4.0 always carry "dns":{}; 1.x omits it when empty.
   if (fam === "040" || !isEmptyDns(dns)) out.dns = dns;
-  return out;
+  return fam === "100" ? sortedKeys(out) : out;
+}
+
+/**
+ * version.ParsePrevResult: the config's prevResult in the internal layout, read as the config's version
+ * when it has none of its own. Undefined when there is no prevResult.
+ */
+export function parsePrevResult(conf: Pick<NetConf, "cniVersion" | "prevResult">): Result | undefined {
+  if (conf.prevResult === undefined || conf.prevResult === null) return undefined;
+  try {
+    return parseResult(conf.prevResult, conf.cniVersion);
+  } catch (err) {
+    const e = err as CniError;
+    throw new CniError(ErrorCode.Internal, `could not parse prevResult: ${e.msg}`, e.details);
+  }
 }
 
 /** Converts a result document from its own version to `version`. */
