@@ -1,6 +1,265 @@
-import type { Plugin } from "../../shared/cni/plugin.js";
+import { splitPath } from "../../shared/cni/env.js";
+import { CniError, ErrorCode, toCniError, wrapError } from "../../shared/cni/errors.js";
+import { findInPath, invokeDelegate } from "../../shared/cni/invoke.js";
+import type { CallContext, Plugin } from "../../shared/cni/plugin.js";
+import { parseResult } from "../../shared/cni/results.js";
+import type { JsonSchema } from "../../shared/cni/schemas.js";
+import type { Attachment, Result } from "../../shared/cni/types.js";
+import {
+  buildDelegateConfig,
+  delegateType,
+  type FlannelNetConf,
+  ipamType,
+} from "../../shared/flannel/delegate.js";
+import { goMarshal } from "../../shared/flannel/go-json.js";
+import {
+  DEFAULT_DATA_DIR,
+  listSavedContainerIds,
+  parseSavedConfig,
+  readSavedConfig,
+  removeSavedConfig,
+  saveDelegateConfig,
+} from "../../shared/flannel/saved-config.js";
+import { DEFAULT_SUBNET_FILE, readSubnetEnv, type SubnetEnv } from "../../shared/flannel/subnet-env.js";
 
-/** flannel: answers VERSION; its verbs arrive with issue #4. */
-export const plugin: Plugin = {
+/**
+ * flannel: a meta plugin. It combines its config with the node's lease from flanneld's subnet.env into a
+ * config for the real plugin (bridge by default), saves that config per container and delegates to it.
+ * Drop-in for flannel-io/cni-plugin; see README.md for where it goes further.
+ */
+
+type Ctx = CallContext<FlannelNetConf>;
+
+const schema: JsonSchema = {
+  type: "object",
+  properties: {
+    subnetFile: { type: "string" },
+    dataDir: { type: "string" },
+    delegate: { type: ["object", "null"] },
+  },
+};
+
+const subnetFile = (ctx: Ctx) => ctx.conf.subnetFile || DEFAULT_SUBNET_FILE;
+const dataDir = (ctx: Ctx) => ctx.conf.dataDir || DEFAULT_DATA_DIR;
+
+function loadSubnetEnv(ctx: Ctx): SubnetEnv {
+  try {
+    return readSubnetEnv(subnetFile(ctx));
+  } catch (err) {
+    throw new CniError(
+      ErrorCode.Internal,
+      `failed to load flannel 'subnet.env' file: ${(err as Error).message}. Check the flannel pod log for this node.`,
+    );
+  }
+}
+
+async function cmdAdd(ctx: Ctx): Promise<Result> {
+  const env = loadSubnetEnv(ctx);
+  const delegate = buildDelegateConfig(ctx.conf, env);
+  const bytes = goMarshal(delegate);
+  ctx.log.info("netconf sent to delegate plugin", { delegate: bytes.toString() });
+  // Saved BEFORE the delegate runs, so a DEL can always find what an interrupted ADD may have set up.
+  saveDelegateConfig(dataDir(ctx), ctx.args.containerId, bytes);
+  try {
+    const out = await invokeDelegate("ADD", delegate.type, bytes, ctx.args);
+    return parseResult(out, ctx.conf.cniVersion);
+  } catch (err) {
+    await undoFailedAdd(ctx, delegate.type, bytes);
+    throw wrapError("failed to delegate add", err);
+  }
+}
+
+/**
+ * The reference leaves the saved file behind when the delegate's ADD fails (containernetworking/plugins
+ * #426), and a bridge that failed half-way may have left a veth and a reservation. Running the delegate's
+ * DEL with the same config removes whatever it did set up; only when that succeeded is the saved file
+ * removed. If the DEL fails too, the file stays: it is the only record of what to tear down, and the
+ * runtime's DEL for the failed sandbox (or GC) replays it.
+ */
+async function undoFailedAdd(ctx: Ctx, type: string, bytes: Buffer): Promise<void> {
+  try {
+    await invokeDelegate("DEL", type, bytes, ctx.args);
+    removeSavedConfig(dataDir(ctx), ctx.args.containerId);
+  } catch (err) {
+    ctx.log.warn("delegate DEL after the failed ADD failed; keeping the saved config for the next DEL", {
+      error: toCniError(err).message,
+    });
+  }
+}
+
+async function cmdDel(ctx: Ctx): Promise<void> {
+  const dir = dataDir(ctx);
+  let bytes: Buffer | undefined;
+  try {
+    bytes = readSavedConfig(dir, ctx.args.containerId);
+  } catch (err) {
+    throw new CniError(
+      ErrorCode.IOFailure,
+      `failed to read the saved delegate config: ${(err as Error).message}`,
+    );
+  }
+  // Per spec, DEL of something already gone succeeds.
+  if (!bytes) return;
+  const saved = parseSavedConfig(bytes);
+  let type: string;
+  let replay: Buffer;
+  if (saved) {
+    // Replayed byte for byte, as the reference does: the delegate tears down exactly what it set up.
+    type = saved.doc.type;
+    replay = bytes;
+  } else {
+    const rebuilt = rebuildForDel(ctx);
+    if (!rebuilt) return;
+    ({ type, bytes: replay } = rebuilt);
+  }
+  // Removed only after the delegate's DEL succeeded; the reference removes it even when the DEL failed,
+  // so the runtime's retry found nothing and the address leaked for good.
+  await invokeDelegate("DEL", type, replay, ctx.args);
+  removeSavedConfig(dir, ctx.args.containerId);
+}
+
+/**
+ * A saved file that does not parse (truncated by a crash of an old writer): the reference logs and
+ * returns success without calling the delegate, leaking the address. Rebuilding the config from the
+ * current subnet.env still lets the delegate release it. Without subnet.env, fall back to the
+ * reference's success; the file stays for GC.
+ */
+function rebuildForDel(ctx: Ctx): { type: string; bytes: Buffer } | undefined {
+  try {
+    const delegate = buildDelegateConfig(ctx.conf, readSubnetEnv(subnetFile(ctx)));
+    ctx.log.warn("saved delegate config is unreadable; using one rebuilt from subnet.env for DEL");
+    return { type: delegate.type, bytes: goMarshal(delegate) };
+  } catch (err) {
+    ctx.log.warn("saved delegate config is unreadable and no config can be rebuilt; DEL skips the delegate", {
+      error: (err as Error).message,
+    });
+    return undefined;
+  }
+}
+
+/** Beyond the reference (whose CHECK does nothing): the delegate checks its interfaces and addresses. */
+async function cmdCheck(ctx: Ctx): Promise<void> {
+  const bytes = readSavedConfig(dataDir(ctx), ctx.args.containerId);
+  const saved = bytes && parseSavedConfig(bytes);
+  if (!saved) {
+    throw new CniError(
+      ErrorCode.UnknownContainer,
+      `no usable saved delegate config for container ${ctx.args.containerId} in ${dataDir(ctx)}`,
+    );
+  }
+  checkSubnetUnchanged(ctx, saved.doc);
+  const doc: Record<string, unknown> = { ...saved.doc, prevResult: ctx.conf.prevResult };
+  if (ctx.conf.cniVersion) doc.cniVersion = ctx.conf.cniVersion;
+  await invokeDelegate("CHECK", saved.doc.type, goMarshal(doc), ctx.args);
+}
+
+/** A pod keeps the subnet it was added with; if flanneld's lease moved since, the pod is unreachable. */
+function checkSubnetUnchanged(ctx: Ctx, saved: Record<string, unknown>): void {
+  let env: SubnetEnv;
+  try {
+    env = readSubnetEnv(subnetFile(ctx));
+  } catch (err) {
+    ctx.log.warn("CHECK cannot compare the pod's subnet with subnet.env", { error: (err as Error).message });
+    return;
+  }
+  const ranges = (saved.ipam as { ranges?: Array<Array<{ subnet?: string }>> } | undefined)?.ranges ?? [];
+  const was = ranges.map((set) => set[0]?.subnet).filter(Boolean);
+  const now = [env.subnet, env.ipv6Subnet].filter(Boolean);
+  if (was.join(",") !== now.join(",")) {
+    throw new CniError(
+      ErrorCode.Internal,
+      `the node's flannel subnet changed since this pod was added (pod: ${was.join(",")}, subnet.env: ${now.join(",")}); recreate the pod`,
+    );
+  }
+}
+
+function validAttachments(ctx: Ctx): Attachment[] {
+  return ctx.conf["cni.dev/valid-attachments"] ?? ctx.conf["cni.dev/attachments"] ?? [];
+}
+
+/**
+ * Beyond the reference (no GC): removes the saved configs of this network's containers that are not
+ * valid any more, then forwards GC to the delegate so it releases their addresses and rules.
+ */
+async function cmdGc(ctx: Ctx): Promise<void> {
+  const dir = dataDir(ctx);
+  const valid = new Set(validAttachments(ctx).map((a) => a.containerID));
+  let sample: Record<string, unknown> | undefined;
+  for (const cid of listSavedContainerIds(dir)) {
+    const bytes = readSavedConfig(dir, cid);
+    const saved = bytes && parseSavedConfig(bytes);
+    // Another network may share the data dir: only this network's (or unreadable) files are ours to judge.
+    if (saved && saved.doc.name !== ctx.conf.name) continue;
+    if (saved) sample = saved.doc;
+    if (valid.has(cid)) continue;
+    ctx.log.info("GC removes the saved config of a stale attachment", { container: cid });
+    removeSavedConfig(dir, cid);
+  }
+  const delegate = gcDelegateConfig(ctx, sample);
+  if (!delegate) return;
+  await invokeDelegate("GC", delegate.type, goMarshal(delegate), ctx.args);
+}
+
+/** The delegate config for GC: built from subnet.env, else any saved config of this network. */
+function gcDelegateConfig(
+  ctx: Ctx,
+  sample: Record<string, unknown> | undefined,
+): (Record<string, unknown> & { type: string }) | undefined {
+  let d: Record<string, unknown>;
+  try {
+    d = buildDelegateConfig(ctx.conf, readSubnetEnv(subnetFile(ctx)));
+  } catch (err) {
+    if (!sample) {
+      ctx.log.warn("GC cannot build a delegate config; the delegate's GC is skipped", {
+        error: (err as Error).message,
+      });
+      return undefined;
+    }
+    d = { ...sample };
+  }
+  for (const key of ["cni.dev/valid-attachments", "cni.dev/attachments"] as const) {
+    if (ctx.conf[key] !== undefined) d[key] = ctx.conf[key];
+  }
+  d.cniVersion = ctx.conf.cniVersion;
+  delete d.prevResult;
+  return d as Record<string, unknown> & { type: string };
+}
+
+/**
+ * Beyond the reference (whose STATUS says ready even without subnet.env): not available (50) until
+ * flanneld has written a valid subnet.env and the delegate and IPAM plugins are installed.
+ */
+async function cmdStatus(ctx: Ctx): Promise<void> {
+  try {
+    readSubnetEnv(subnetFile(ctx));
+  } catch (err) {
+    throw new CniError(
+      ErrorCode.PluginNotAvailable,
+      `flannel subnet.env is not ready: ${(err as Error).message}. Check the flannel pod log for this node.`,
+    );
+  }
+  const paths = splitPath(ctx.args.path);
+  for (const [role, type] of [
+    ["delegate", delegateType(ctx.conf)],
+    ["IPAM", ipamType(ctx.conf)],
+  ] as const) {
+    try {
+      findInPath(type, paths);
+    } catch {
+      throw new CniError(
+        ErrorCode.PluginNotAvailable,
+        `${role} plugin ${JSON.stringify(type)} is not installed: not found in CNI_PATH [${paths.join(" ")}]`,
+      );
+    }
+  }
+}
+
+export const plugin: Plugin<FlannelNetConf> = {
   name: "flannel",
+  schema,
+  add: cmdAdd,
+  del: cmdDel,
+  check: cmdCheck,
+  gc: cmdGc,
+  status: cmdStatus,
 };

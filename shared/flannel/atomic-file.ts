@@ -1,0 +1,59 @@
+import { randomBytes } from "node:crypto";
+import {
+  closeSync,
+  fchmodSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
+
+export interface AtomicWriteOptions {
+  /** The file's mode, applied with fchmod so the umask does not change it. */
+  mode: number;
+  /** Mode for directories created on the way (umask applies, as with MkdirAll). */
+  dirMode: number;
+}
+
+/**
+ * Replaces `path` with `data` so that a reader sees either the old file or the whole new one: write a
+ * unique temp file in the same directory (a dot name, so directory scans can skip it), fsync, rename,
+ * then fsync the directory so the rename survives a crash. The temp file is removed on any failure.
+ */
+export function writeFileAtomic(path: string, data: string | Buffer, opts: AtomicWriteOptions): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: opts.dirMode });
+  const tmp = join(dir, `.${basename(path)}.tmp-${randomBytes(6).toString("hex")}`);
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data);
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, "wx", opts.mode);
+    fchmodSync(fd, opts.mode);
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = undefined;
+    renameSync(tmp, path);
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  syncDir(dir);
+}
+
+function syncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, "r");
+    fsyncSync(fd);
+  } catch {
+    // Some filesystems refuse fsync on a directory; the rename itself already happened.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}

@@ -1,0 +1,67 @@
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { writeFileAtomic } from "./atomic-file.js";
+
+/**
+ * The delegate configs flannel saves at ADD so DEL can replay them: `<dataDir>/<containerID>`, the exact
+ * bytes sent to the delegate, mode 0600 in a 0700 directory (the reference's layout, so either
+ * implementation can tear down the other's pods).
+ */
+export const DEFAULT_DATA_DIR = "/var/lib/cni/flannel";
+
+export function savedConfigPath(dataDir: string, containerId: string): string {
+  return join(dataDir, containerId);
+}
+
+/**
+ * Saves atomically (temp + fsync + rename): the reference truncates in place, so a crash could leave
+ * the truncated file that once made DEL fail forever (flannel-io/flannel#1662).
+ */
+export function saveDelegateConfig(dataDir: string, containerId: string, bytes: Buffer): void {
+  writeFileAtomic(savedConfigPath(dataDir, containerId), bytes, { mode: 0o600, dirMode: 0o700 });
+}
+
+/** The saved bytes, or undefined when there is no file (never added, or already deleted). */
+export function readSavedConfig(dataDir: string, containerId: string): Buffer | undefined {
+  try {
+    return readFileSync(savedConfigPath(dataDir, containerId));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+    throw err;
+  }
+}
+
+export function removeSavedConfig(dataDir: string, containerId: string): void {
+  rmSync(savedConfigPath(dataDir, containerId), { force: true });
+}
+
+/** Container IDs with a saved config (temp files of an interrupted save start with "." and are skipped). */
+export function listSavedContainerIds(dataDir: string): string[] {
+  try {
+    return readdirSync(dataDir, { withFileTypes: true })
+      .filter((e) => e.isFile() && !e.name.startsWith("."))
+      .map((e) => e.name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+}
+
+/** A saved config that can be replayed: a JSON object naming its plugin type. */
+export interface ParsedSavedConfig {
+  doc: Record<string, unknown> & { type: string };
+}
+
+/** Parses saved bytes; undefined when they are not a usable config (truncated, empty, no type). */
+export function parseSavedConfig(bytes: Buffer): ParsedSavedConfig | undefined {
+  try {
+    const doc = JSON.parse(bytes.toString("utf8")) as unknown;
+    if (!doc || typeof doc !== "object" || Array.isArray(doc)) return undefined;
+    const type = (doc as { type?: unknown }).type;
+    if (typeof type !== "string" || type === "") return undefined;
+    return { doc: doc as ParsedSavedConfig["doc"] };
+  } catch {
+    return undefined;
+  }
+}

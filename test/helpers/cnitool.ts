@@ -1,0 +1,156 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/**
+ * The libcni test client (test/tools/cnitool/main.go): built on demand from Debian's golang-go and
+ * golang-github-appc-cni-dev (GOPATH mode, offline) into a cache dir, rebuilt only when its source or the
+ * Go toolchain changes, then run like upstream cnitool. Tests drive whole conflists through it, as
+ * kubelet/containerd would.
+ */
+
+const GOPATH_SYSTEM = "/usr/share/gocode";
+
+/** The checkout: WEFT_REPO_ROOT, else the first directory up from here or the cwd holding the tool source. */
+export function repoRoot(): string {
+  const marker = join("test", "tools", "cnitool", "main.go");
+  if (process.env.WEFT_REPO_ROOT) return resolve(process.env.WEFT_REPO_ROOT);
+  for (const start of [dirname(fileURLToPath(import.meta.url)), process.cwd()]) {
+    for (let dir = start; ; dir = dirname(dir)) {
+      if (existsSync(join(dir, marker))) return dir;
+      if (dirname(dir) === dir) break;
+    }
+  }
+  throw new Error(`cannot find the weft checkout (no ${marker}); set WEFT_REPO_ROOT`);
+}
+
+/** Where built tools live: WEFT_TOOLS_DIR, default <repo>/build/tools (build/ is git-ignored). */
+export function toolsDir(): string {
+  return resolve(process.env.WEFT_TOOLS_DIR ?? join(repoRoot(), "build", "tools"));
+}
+
+let built: string | undefined;
+
+/** The cnitool binary, building it first when missing or out of date. */
+export function cnitoolPath(): string {
+  if (built) return built;
+  const src = join(repoRoot(), "test", "tools", "cnitool", "main.go");
+  const goVersion = execFileSync("go", ["version"], { encoding: "utf8" }).trim();
+  const libcni = join(GOPATH_SYSTEM, "src/github.com/containernetworking/cni/libcni/api.go");
+  if (!existsSync(libcni)) {
+    throw new Error(
+      `libcni source missing (${libcni}): install golang-github-appc-cni-dev (scripts/host-deps.sh)`,
+    );
+  }
+  const stamp = createHash("sha256")
+    .update(readFileSync(src))
+    .update(goVersion)
+    .update(readFileSync(libcni))
+    .digest("hex");
+  const dir = join(toolsDir(), "cnitool");
+  const bin = join(dir, "cnitool");
+  const stampFile = join(dir, "cnitool.sha256");
+  if (existsSync(bin) && existsSync(stampFile) && readFileSync(stampFile, "utf8") === stamp) {
+    built = bin;
+    return bin;
+  }
+  mkdirSync(dir, { recursive: true });
+  const tmp = `${bin}.tmp-${process.pid}`;
+  const gopath = join(dir, "gopath");
+  try {
+    execFileSync("go", ["build", "-o", tmp, src], {
+      env: {
+        ...process.env,
+        GO111MODULE: "off",
+        GOPATH: `${gopath}:${GOPATH_SYSTEM}`,
+        GOCACHE: join(dir, "gocache"),
+        GOFLAGS: "",
+        CGO_ENABLED: "0",
+      },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    // Rename into place so concurrent test runs never execute a half-written binary.
+    renameSync(tmp, bin);
+    writeFileSync(stampFile, stamp);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? "";
+    throw new Error(`building cnitool failed: ${(err as Error).message}\n${stderr}`);
+  }
+  built = bin;
+  return bin;
+}
+
+export type CnitoolVerb = "add" | "check" | "del" | "gc" | "status";
+
+export interface CnitoolOptions {
+  /** NETCONFPATH: the directory holding the conflist. */
+  confDir: string;
+  /** CNI_PATH (one directory or a colon list). */
+  cniPath: string;
+  /** CNI_CACHE_DIR: keep libcni's result cache private to the test. */
+  cacheDir?: string;
+  /** CNI_CONTAINERID; by default cnitool derives `cnitool-<hash of the netns path>`. */
+  containerId?: string;
+  /** CNI_IFNAME, default eth0. */
+  ifname?: string;
+  /** CNI_ARGS, e.g. "IgnoreUnknown=1;K8S_POD_NAME=x". */
+  args?: string;
+  /** CAP_ARGS: capability arguments, e.g. { portMappings: [...] }. */
+  capArgs?: Record<string, unknown>;
+  /** gc only: the attachments that are still valid. */
+  validAttachments?: Array<{ containerID: string; ifname: string }>;
+  env?: Record<string, string>;
+}
+
+export interface CnitoolRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  /** stdout as JSON: the result on a successful add, the plugin's CNI error object on failure. */
+  json: Record<string, unknown> | undefined;
+}
+
+/** Runs `cnitool <verb> <netName> [netns]` and returns its output; never throws for a failed verb. */
+export function cnitool(
+  verb: CnitoolVerb,
+  netName: string,
+  netns: string | undefined,
+  o: CnitoolOptions,
+): CnitoolRun {
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), ...o.env };
+  for (const k of [
+    "CNI_CONTAINERID",
+    "CNI_IFNAME",
+    "CNI_ARGS",
+    "CAP_ARGS",
+    "CNI_CACHE_DIR",
+    "CNI_VALID_ATTACHMENTS",
+  ]) {
+    delete env[k];
+  }
+  env.NETCONFPATH = o.confDir;
+  env.CNI_PATH = o.cniPath;
+  if (o.cacheDir) env.CNI_CACHE_DIR = o.cacheDir;
+  if (o.containerId) env.CNI_CONTAINERID = o.containerId;
+  if (o.ifname) env.CNI_IFNAME = o.ifname;
+  if (o.args) env.CNI_ARGS = o.args;
+  if (o.capArgs) env.CAP_ARGS = JSON.stringify(o.capArgs);
+  if (o.validAttachments) env.CNI_VALID_ATTACHMENTS = JSON.stringify(o.validAttachments);
+  const argv = [verb, netName, ...(netns !== undefined ? [netns] : [])];
+  const r = spawnSync(cnitoolPath(), argv, { env, encoding: "utf8" });
+  let json: Record<string, unknown> | undefined;
+  try {
+    json = r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json };
+}
+
+/** The container ID upstream cnitool derives from a netns path: "cnitool-" + hex(sha512(path)[:10]). */
+export function cnitoolContainerId(netnsPath: string): string {
+  return `cnitool-${createHash("sha512").update(resolve(netnsPath)).digest("hex").slice(0, 20)}`;
+}
