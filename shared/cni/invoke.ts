@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { createLogger } from "../log.js";
 import { type CmdArgs, splitPath, type Verb } from "./env.js";
 import { CniError, ErrorCode } from "./errors.js";
+import { goQuote } from "./goquote.js";
 import type { Plugin } from "./plugin.js";
 import { runVerb } from "./skel.js";
 
@@ -35,7 +36,7 @@ export function findInPath(plugin: string, paths: string[]): string {
   }
   throw new CniError(
     ErrorCode.Internal,
-    `failed to find plugin ${JSON.stringify(plugin)} in path [${paths.join(" ")}]`,
+    `failed to find plugin ${goQuote(plugin)} in path [${paths.join(" ")}]`,
   );
 }
 
@@ -77,20 +78,65 @@ export function delegateEnv(args: CmdArgs, verb: Verb): Record<string, string> {
 
 /** Turns a failed plugin's output into the error, as invoke's RawExec.pluginErr does. */
 export function pluginError(stdout: string, stderr: string, exitMessage: string): CniError {
-  if (stdout.trim() === "") {
-    if (stderr.trim() === "")
-      return new CniError(0, `netplugin failed with no error message: ${exitMessage}`);
-    return new CniError(0, `netplugin failed: ${JSON.stringify(stderr)}`);
+  if (stdout.length === 0) {
+    if (stderr.length === 0) return new CniError(0, `netplugin failed with no error message: ${exitMessage}`);
+    return new CniError(0, `netplugin failed: ${goQuote(stderr)}: ${exitMessage}`);
   }
+  const unparsable = (why: string) =>
+    new CniError(0, `netplugin failed but error parsing its diagnostic message ${goQuote(stdout)}: ${why}`);
+  let doc: unknown;
   try {
-    const doc = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
-    return new CniError(doc.code ?? 0, doc.msg ?? "", doc.details ?? "");
+    doc = JSON.parse(stdout);
   } catch (err) {
-    return new CniError(
-      0,
-      `netplugin failed but error parsing its diagnostic message ${JSON.stringify(stdout)}: ${(err as Error).message}`,
-    );
+    return unparsable((err as Error).message);
   }
+  // Go decodes into its Error struct: null leaves it empty, other non-objects fail.
+  if (doc !== null && (typeof doc !== "object" || Array.isArray(doc))) {
+    return unparsable("not a JSON object");
+  }
+  const e = (doc ?? {}) as { code?: unknown; msg?: unknown; details?: unknown };
+  return new CniError(
+    typeof e.code === "number" ? e.code : 0,
+    typeof e.msg === "string" ? e.msg : "",
+    typeof e.details === "string" ? e.details : "",
+  );
+}
+
+// Go's syscall signal names and strerror texts, for the "%v" of an exec error.
+const SIGNAL_TEXT: Record<string, string> = {
+  SIGHUP: "hangup",
+  SIGINT: "interrupt",
+  SIGQUIT: "quit",
+  SIGILL: "illegal instruction",
+  SIGTRAP: "trace/breakpoint trap",
+  SIGABRT: "aborted",
+  SIGBUS: "bus error",
+  SIGFPE: "floating point exception",
+  SIGKILL: "killed",
+  SIGUSR1: "user defined signal 1",
+  SIGSEGV: "segmentation fault",
+  SIGUSR2: "user defined signal 2",
+  SIGPIPE: "broken pipe",
+  SIGALRM: "alarm clock",
+  SIGTERM: "terminated",
+};
+const ERRNO_TEXT: Record<string, string> = {
+  EACCES: "permission denied",
+  ENOENT: "no such file or directory",
+  ENOEXEC: "exec format error",
+  ETXTBSY: "text file busy",
+  EISDIR: "is a directory",
+  ENOMEM: "cannot allocate memory",
+};
+
+/** What Go's exec.Cmd.Run error prints: "exit status 1", "signal: killed", "fork/exec /p: ...". */
+export function execErrorText(
+  path: string,
+  r: { exitCode?: number | undefined; signal?: string | undefined; code?: string | undefined },
+): string {
+  if (r.signal) return `signal: ${SIGNAL_TEXT[r.signal] ?? r.signal}`;
+  if (r.exitCode !== undefined) return `exit status ${r.exitCode}`;
+  return `fork/exec ${path}: ${(r.code && ERRNO_TEXT[r.code]) || r.code || "unknown error"}`;
 }
 
 const TEXT_BUSY_RETRIES = 5;
@@ -110,8 +156,9 @@ async function execPlugin(path: string, stdin: Buffer, env: Record<string, strin
       await new Promise((res) => setTimeout(res, 1000));
       continue;
     }
+    if (r.failed) throw pluginError(String(r.stdout ?? ""), String(r.stderr ?? ""), execErrorText(path, r));
+    // Like RawExec, pass a successful plugin's stderr on; a failed one's is in the error.
     if (r.stderr) process.stderr.write(String(r.stderr));
-    if (r.failed) throw pluginError(String(r.stdout), String(r.stderr), String(r.shortMessage ?? r.message));
     return String(r.stdout);
   }
 }
@@ -137,19 +184,24 @@ export async function invokeDelegate(
     const stdout = await execPlugin(path, stdin, delegateEnv(args, verb));
     if (verb !== "ADD" && verb !== "VERSION") return undefined;
     try {
-      out = JSON.parse(stdout) as object;
+      // Go unmarshals into a map, so a "null" result is an empty one.
+      out = (JSON.parse(stdout) as object | null) ?? {};
     } catch (err) {
-      throw new CniError(
-        ErrorCode.DecodingFailure,
-        `failed to parse ${type} output: ${(err as Error).message}`,
-      );
+      throw new CniError(ErrorCode.Internal, `failed to unmarshal raw result: ${(err as Error).message}`);
     }
   }
   if (!out) return undefined;
   const doc = out as Record<string, unknown>;
-  if (verb === "ADD" && !doc.cniVersion) {
-    const v = (JSON.parse(stdin.toString("utf8")) as { cniVersion?: string }).cniVersion;
-    if (v) doc.cniVersion = v;
+  if (verb === "ADD" && (typeof doc.cniVersion !== "string" || doc.cniVersion === "")) {
+    // invoke's fixupResultVersion: a result without a version is in the config's (DecodeVersion: "" is 0.1.0).
+    let v: unknown;
+    try {
+      v = (JSON.parse(stdin.toString("utf8")) as { cniVersion?: unknown } | null)?.cniVersion;
+    } catch (err) {
+      const msg = `decoding version from network config: ${(err as Error).message}`;
+      throw new CniError(ErrorCode.Internal, msg);
+    }
+    doc.cniVersion = typeof v === "string" && v !== "" ? v : "0.1.0";
   }
   return doc;
 }
