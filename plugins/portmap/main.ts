@@ -1,6 +1,100 @@
-import type { Plugin } from "../../shared/cni/plugin.js";
+import { CniError, ErrorCode, wrapError } from "../../shared/cni/errors.js";
+import type { CallContext, Plugin } from "../../shared/cni/plugin.js";
+import type { Result } from "../../shared/cni/types.js";
+import { selectBackend } from "./backend.js";
+import {
+  type ContainerNet,
+  type PortMapConfig,
+  type PortMapNetConf,
+  parseConfig,
+  portMapSchema,
+} from "./config.js";
+import { enableRouteLocalnet, routableHostInterface } from "./localnet.js";
+import { flushStaleUdpFlows } from "./stale-flows.js";
 
-/** portmap: answers VERSION; its verbs arrive with issue #5. */
-export const plugin: Plugin = {
+/**
+ * portmap: a chained plugin that forwards host ports to the container (runtimeConfig.portMappings),
+ * with the reference's iptables rules (default) or its nftables layout ("backend": "nftables").
+ */
+
+type Ctx = CallContext<PortMapNetConf>;
+
+function load({ args, conf }: Ctx, checkMappings: boolean, wrap: boolean): PortMapConfig {
+  try {
+    return parseConfig(conf, { containerId: args.containerId, ifname: args.ifname, checkMappings });
+  } catch (err) {
+    throw wrap ? wrapError("failed to parse config", err) : err;
+  }
+}
+
+const containerNets = (conf: PortMapConfig): ContainerNet[] =>
+  [conf.contIPv4, conf.contIPv6].filter((n): n is ContainerNet => n !== undefined);
+
+const udpPorts = (conf: PortMapConfig) =>
+  conf.mappings.filter((pm) => pm.protocol === "udp").map((pm) => pm.hostPort);
+
+async function cmdAdd(ctx: Ctx): Promise<Result> {
+  const conf = load(ctx, true, true);
+  if (!conf.prevResult)
+    throw new CniError(ErrorCode.InvalidNetworkConfig, "must be called as chained plugin");
+  if (conf.mappings.length === 0) return conf.prevResult;
+
+  const nets = containerNets(conf);
+  const mapper = await selectBackend(conf);
+  const localnetIf = conf.snat && conf.contIPv4 ? routableHostInterface(conf.contIPv4.ip) : undefined;
+  await mapper.forwardPorts(conf, nets);
+  try {
+    await Promise.all([
+      ...nets.map((net) => flushStaleUdpFlows(udpPorts(conf), net.family, ctx.log)),
+      localnetIf?.then(async (ifname) => {
+        // 127/8 may then cross into the container's interface (the reference sets it on the same one).
+        if (ifname)
+          await enableRouteLocalnet(ifname).catch((e) =>
+            Promise.reject(wrapError("unable to enable route_localnet", e)),
+          );
+      }),
+    ]);
+  } catch (err) {
+    await mapper.unforwardPorts(conf).catch(() => undefined);
+    throw err;
+  }
+  return conf.prevResult;
+}
+
+async function cmdDel(ctx: Ctx): Promise<void> {
+  // Unlike the reference, which returns early without portMappings and leaks the rules when the
+  // runtime omits them on DEL: everything installed is found from the network name and container ID.
+  const conf = load(ctx, false, true);
+  const mapper = await selectBackend(conf);
+  const removed = await mapper.unforwardPorts(conf);
+  await Promise.all([flushStaleUdpFlows(removed[4], 4, ctx.log), flushStaleUdpFlows(removed[6], 6, ctx.log)]);
+}
+
+async function cmdCheck(ctx: Ctx): Promise<void> {
+  const conf = load(ctx, true, false);
+  if (!conf.prevResult) throw new CniError(ErrorCode.InvalidNetworkConfig, "Required prevResult missing");
+  if (conf.mappings.length === 0) return;
+  const mapper = await selectBackend(conf);
+  await mapper.checkPorts(conf, containerNets(conf));
+}
+
+async function cmdGc(ctx: Ctx): Promise<void> {
+  const conf = load(ctx, false, false);
+  const lists = [ctx.conf["cni.dev/valid-attachments"], ctx.conf["cni.dev/attachments"]];
+  if (lists.every((l) => l === undefined)) {
+    ctx.log.warn("GC without cni.dev/valid-attachments: nothing removed");
+    return;
+  }
+  const valid = new Set(lists.flatMap((l) => (l ?? []).map((a) => a.containerID)));
+  const mapper = await selectBackend(conf);
+  await mapper.gc(conf, valid);
+}
+
+export const plugin: Plugin<PortMapNetConf> = {
   name: "portmap",
+  schema: portMapSchema,
+  add: cmdAdd,
+  del: cmdDel,
+  check: cmdCheck,
+  gc: cmdGc,
 };

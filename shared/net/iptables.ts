@@ -43,3 +43,127 @@ export function rulesIn(saved: string, chain?: string): string[] {
     .split("\n")
     .filter((l) => l.startsWith("-A ") && (chain === undefined || l.startsWith(`-A ${chain} `)));
 }
+
+/**
+ * One rule's arguments as a line of iptables-restore input. Arguments with blanks or quotes are
+ * double-quoted with `\"` escapes, the way iptables-save prints comments, so a rendered rule compares
+ * equal to its saved form when iptables keeps the arguments as given.
+ */
+export function formatArgs(args: readonly string[]): string {
+  return args.map(quoteArg).join(" ");
+}
+
+function quoteArg(arg: string): string {
+  if (arg !== "" && !/[\s"'\\]/.test(arg)) return arg;
+  return `"${arg.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}
+
+/** Splits a saved rule line into its arguments, undoing iptables-save's quoting (shellwords rules). */
+export function splitArgs(line: string): string[] {
+  const out: string[] = [];
+  let cur = "";
+  let inArg = false;
+  let quote: '"' | "'" | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quote) {
+      if (c === quote) quote = undefined;
+      else if (c === "\\" && quote === '"' && i + 1 < line.length) cur += line[++i];
+      else cur += c;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+      inArg = true;
+    } else if (c === "\\" && i + 1 < line.length) {
+      cur += line[++i];
+      inArg = true;
+    } else if (/\s/.test(c)) {
+      if (inArg) out.push(cur);
+      cur = "";
+      inArg = false;
+    } else {
+      cur += c;
+      inArg = true;
+    }
+  }
+  if (inArg) out.push(cur);
+  return out;
+}
+
+/** `:NAME - [0:0]`: creates a user chain in a restore transaction, or empties it when it exists. */
+export function chainDeclaration(name: string): string {
+  return `:${name} - [0:0]`;
+}
+
+/** Turns a saved `-A CHAIN ...` line into the `-D CHAIN ...` line that deletes exactly that rule. */
+export function deletionOf(savedRule: string): string {
+  return `-D${savedRule.slice(2)}`;
+}
+
+/** Saved rules, in any chain, that jump or go to `target`. */
+export function rulesJumpingTo(saved: string, target: string): string[] {
+  return rulesIn(saved).filter((line) => {
+    const args = splitArgs(line);
+    const i = args.findIndex((a) => a === "-j" || a === "-g");
+    return i >= 0 && args[i + 1] === target;
+  });
+}
+
+/** Whether `rule` (a `-A CHAIN args` line) is present in the saved table, compared as argument lists. */
+export function hasRule(saved: string, rule: string): boolean {
+  const want = splitArgs(rule).join("\u0000");
+  const chain = splitArgs(rule)[1];
+  return rulesIn(saved, chain).some((line) => splitArgs(line).join("\u0000") === want);
+}
+
+export type RestoreOutcome =
+  | { ok: true }
+  | {
+      ok: false;
+      message: string /** Index into `lines` of the line iptables reports as failed. */;
+      index?: number;
+    };
+
+/**
+ * Like applyRules, but reports a failed transaction instead of throwing, so callers can re-read the
+ * table and retry (another process may have created or removed a chain between the read and the write).
+ * Nothing of a failed transaction is applied.
+ */
+export async function tryApplyRules(family: Family, table: string, lines: string[]): Promise<RestoreOutcome> {
+  if (lines.length === 0) return { ok: true };
+  const input = `*${table}\n${lines.join("\n")}\nCOMMIT\n`;
+  const r = await run(tool(family, "restore"), ["--noflush", "-w"], { input, allowFail: true });
+  if (r.exitCode === 0) return { ok: true };
+  const message = (r.stderr.trim() || r.stdout.trim() || `exit status ${r.exitCode}`).split("\n")[0]!;
+  const m = /line (\d+) failed/.exec(message);
+  // The table header is line 1 of the input, so input line n is lines[n - 2].
+  return m ? { ok: false, message, index: Number(m[1]) - 2 } : { ok: false, message };
+}
+
+/** The saved table, or the reason the tool cannot be used (missing binary, no kernel support). */
+export async function trySaveTable(
+  family: Family,
+  table: string,
+): Promise<{ ok: true; saved: string } | { ok: false; message: string }> {
+  try {
+    const r = await run(tool(family, "save"), ["-t", table], { allowFail: true });
+    if (r.exitCode === 0) return { ok: true, saved: r.stdout };
+    return { ok: false, message: r.stderr.trim() || `exit status ${r.exitCode}` };
+  } catch (err) {
+    return { ok: false, message: (err as Error).message };
+  }
+}
+
+/**
+ * go-iptables' ChainExists("filter", "INPUT") as the reference uses it to decide whether iptables is
+ * usable: `-S INPUT 1` exits 0 (rule listed) or 1 (no such rule); anything else means unusable.
+ */
+export async function iptablesUsable(family: Family): Promise<boolean> {
+  try {
+    const r = await run(tool(family, "plain"), ["-w", "-t", "filter", "-S", "INPUT", "1"], {
+      allowFail: true,
+    });
+    return r.exitCode === 0 || r.exitCode === 1;
+  } catch {
+    return false;
+  }
+}
