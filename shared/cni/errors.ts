@@ -28,10 +28,13 @@ export class CniError extends Error {
     this.name = "CniError";
   }
 
-  /** The error document; skel omits empty details, the spec wants cniVersion. */
+  /**
+   * The error document; skel omits empty details, the spec wants cniVersion. JSON.stringify passes the
+   * property name here, so only a version-shaped argument counts as one.
+   */
   toJSON(cniVersion?: string): Record<string, unknown> {
     const doc: Record<string, unknown> = {};
-    if (cniVersion) doc.cniVersion = cniVersion;
+    if (cniVersion && /^\d+\.\d+\.\d+$/.test(cniVersion)) doc.cniVersion = cniVersion;
     doc.code = this.code;
     doc.msg = this.msg;
     if (this.details) doc.details = this.details;
