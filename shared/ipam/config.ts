@@ -1,5 +1,6 @@
 import { loadCniArgs } from "../cni/args.js";
 import { CniError, ErrorCode } from "../cni/errors.js";
+import { goQuote } from "../cni/goquote.js";
 import type { JsonSchema } from "../cni/schemas.js";
 import type { NetConf, Route } from "../cni/types.js";
 import { atLeast } from "../cni/versions.js";
@@ -121,9 +122,10 @@ function requestedIp(text: string, source: "json" | "env"): IP | null {
   const ip = parseIpOrCidr(text);
   if (ip) return ip;
   if (source === "json") throw configError(`invalid IP address ${text}`);
+  // As shared/cni/args.ts reports LoadArgs failures: code 999, Go's %q.
   throw new CniError(
-    ErrorCode.InvalidEnvironment,
-    `ARGS: error parsing value of pair ${JSON.stringify(`IP=${text}`)}: invalid IP address ${text}`,
+    ErrorCode.Internal,
+    `ARGS: error parsing value of pair ${goQuote(`IP=${text}`)}: invalid IP address ${text}`,
   );
 }
 
