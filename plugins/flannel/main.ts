@@ -12,6 +12,7 @@ import {
   ipamType,
 } from "../../shared/flannel/delegate.js";
 import { goMarshal } from "../../shared/flannel/go-json.js";
+import { withRouteGateways } from "../../shared/flannel/prev-result.js";
 import {
   DEFAULT_DATA_DIR,
   listSavedContainerIds,
@@ -148,7 +149,8 @@ async function cmdCheck(ctx: Ctx): Promise<void> {
     );
   }
   checkSubnetUnchanged(ctx, saved.doc);
-  const doc: Record<string, unknown> = { ...saved.doc, prevResult: ctx.conf.prevResult };
+  const doc: Record<string, unknown> = { ...saved.doc };
+  if (ctx.conf.prevResult) doc.prevResult = withRouteGateways(ctx.conf.prevResult);
   if (ctx.conf.cniVersion) doc.cniVersion = ctx.conf.cniVersion;
   await invokeDelegate("CHECK", saved.doc.type, goMarshal(doc), ctx.args);
 }

@@ -1,0 +1,27 @@
+/**
+ * flannel's delegate routes carry no `gw`: bridge (ipam.ConfigureIface) installs each gateway-less route
+ * via the gateway of the same family from the result's ips. The reference bridge's CHECK
+ * (ip.ValidateExpectedRoute) then filters the pod's routes on gw = nil and fails on every flannel pod
+ * ("Expected Route {Dst:10.244.0.0/16 GW:<nil>} not found in routing table"); the reference flannel
+ * never delegated CHECK, so nobody saw it. Before forwarding CHECK, the prevResult's gateway-less routes
+ * get the gateway ConfigureIface used: that of the last address of the same family that has one.
+ */
+export function withRouteGateways(prevResult: Record<string, unknown>): Record<string, unknown> {
+  const ips = Array.isArray(prevResult.ips) ? (prevResult.ips as Array<Record<string, unknown>>) : [];
+  const gateway: Record<4 | 6, string | undefined> = { 4: undefined, 6: undefined };
+  for (const ip of ips) {
+    if (typeof ip.address !== "string" || typeof ip.gateway !== "string") continue;
+    gateway[familyOf(ip.address)] = ip.gateway;
+  }
+  if (!Array.isArray(prevResult.routes)) return prevResult;
+  const routes = (prevResult.routes as Array<Record<string, unknown>>).map((r) => {
+    if (r.gw || typeof r.dst !== "string") return r;
+    const gw = gateway[familyOf(r.dst)];
+    return gw ? { ...r, gw } : r;
+  });
+  return { ...prevResult, routes };
+}
+
+function familyOf(cidr: string): 4 | 6 {
+  return cidr.includes(":") ? 6 : 4;
+}
