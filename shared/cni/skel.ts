@@ -1,8 +1,16 @@
 import { statSync, writeSync } from "node:fs";
 import { createLogger, type Logger } from "../log.js";
 import { WEFT_COMMIT, WEFT_VERSION } from "../version.js";
-import { type CmdArgs, readEnv, validateAttachment, validateNetworkName } from "./env.js";
+import {
+  type CmdArgs,
+  isVerb,
+  readEnvVars,
+  unknownCommand,
+  validateAttachment,
+  validateNetworkName,
+} from "./env.js";
 import { CniError, ErrorCode, toCniError } from "./errors.js";
+import { goQuote, goQuoteList } from "./goquote.js";
 import type { Plugin } from "./plugin.js";
 import { formatResult } from "./results.js";
 import { netConfSchema } from "./schemas.js";
@@ -22,8 +30,21 @@ export function versionInfo(): VersionInfo {
   return { cniVersion: CURRENT_VERSION, supportedVersions: [...SUPPORTED_VERSIONS] };
 }
 
-/** skel's config decode: JSON object (code 6), a valid name (code 7), then the shared schema. */
-export async function decodeConfig(stdin: Buffer): Promise<NetConf> {
+const GO_CONF_TYPE = 'struct { Name string "json:\\"name\\"" }';
+
+/** The JSON kind Go's decoder names in "cannot unmarshal <kind>". */
+function jsonKind(v: unknown): string {
+  if (Array.isArray(v)) return "array";
+  if (typeof v === "boolean") return "bool";
+  return typeof v;
+}
+
+/**
+ * skel's validateConfig plus DecodeVersion: a JSON object (code 6; null reads as {}), a string name
+ * (code 6), present and valid (code 7), and a string cniVersion (code 6). Texts as the Go decoder words
+ * them (lab: bridge v1.1.1). Nothing else of the config is looked at yet.
+ */
+function decodeEnvelope(stdin: Buffer): Record<string, unknown> {
   let doc: unknown;
   try {
     doc = JSON.parse(stdin.toString("utf8"));
@@ -33,40 +54,81 @@ export async function decodeConfig(stdin: Buffer): Promise<NetConf> {
       `error unmarshall network config: ${(err as Error).message}`,
     );
   }
-  if (!doc || typeof doc !== "object" || Array.isArray(doc)) {
-    throw new CniError(ErrorCode.DecodingFailure, "error unmarshall network config: not a JSON object");
+  if (doc !== null && (typeof doc !== "object" || Array.isArray(doc))) {
+    throw new CniError(
+      ErrorCode.DecodingFailure,
+      `error unmarshall network config: json: cannot unmarshal ${jsonKind(doc)} into Go value of type ${GO_CONF_TYPE}`,
+    );
   }
-  const name = (doc as { name?: unknown }).name;
-  if (name === undefined || name === "")
-    throw new CniError(ErrorCode.InvalidNetworkConfig, "missing network name");
-  if (typeof name === "string") validateNetworkName(name);
+  const obj = (doc ?? {}) as Record<string, unknown>;
+  const name = obj.name ?? "";
+  if (typeof name !== "string") {
+    throw new CniError(
+      ErrorCode.DecodingFailure,
+      `error unmarshall network config: json: cannot unmarshal ${jsonKind(name)} into Go struct field .name of type string`,
+    );
+  }
+  if (name === "") throw new CniError(ErrorCode.InvalidNetworkConfig, "missing network name");
+  validateNetworkName(name);
+  // Go decodes a null as the empty string.
+  if (obj.cniVersion === null) obj.cniVersion = "";
+  const version = obj.cniVersion ?? "";
+  if (typeof version !== "string") {
+    throw new CniError(
+      ErrorCode.DecodingFailure,
+      `decoding version from network config: json: cannot unmarshal ${jsonKind(version)} into Go struct field .cniVersion of type string`,
+    );
+  }
+  return obj;
+}
+
+/** skel's config decode (codes 6 and 7) followed by the shared netconf schema (codes 7 and 2). */
+export async function decodeConfig(stdin: Buffer): Promise<NetConf> {
+  return withSchema(decodeEnvelope(stdin));
+}
+
+async function withSchema(doc: Record<string, unknown>): Promise<NetConf> {
   const conf = await validateSchema<NetConf>(netConfSchema, doc);
   if (conf.cniVersion === undefined) conf.cniVersion = "";
   return conf;
 }
 
-function checkVersion(conf: NetConf): void {
-  // An empty cniVersion decodes as 0.1.0.
-  const v = conf.cniVersion === "" ? "0.1.0" : conf.cniVersion;
-  if (!isSupported(v)) {
+function checkVersion(version: string): void {
+  if (!isSupported(version)) {
     throw new CniError(
       ErrorCode.IncompatibleVersion,
       "incompatible CNI versions",
-      `config is ${JSON.stringify(conf.cniVersion)}, plugin supports [${SUPPORTED_VERSIONS.map((s) => JSON.stringify(s)).join(" ")}]`,
+      `config is ${goQuote(version)}, plugin supports ${goQuoteList(SUPPORTED_VERSIONS)}`,
     );
   }
 }
 
 const VERB_FLOOR: Record<string, string> = { CHECK: "0.4.0", GC: "1.1.0", STATUS: "1.1.0" };
 
-function checkVerbAllowed(verb: string, conf: NetConf): void {
-  const floor = VERB_FLOOR[verb];
-  if (floor && !atLeast(conf.cniVersion || "0.1.0", floor)) {
-    throw new CniError(ErrorCode.IncompatibleVersion, `config version does not allow ${verb}`);
+function atLeastOrDecodeError(version: string, floor: string): boolean {
+  try {
+    return atLeast(version, floor);
+  } catch (err) {
+    throw new CniError(ErrorCode.DecodingFailure, (err as Error).message);
   }
 }
 
-/** skel refuses ADD/DEL into the plugin's own netns, unless CNI_NETNS_OVERRIDE says it is intended. */
+/** skel's gates for the newer verbs: the config's version, then some supported version as high. */
+function checkVerbAllowed(verb: string, version: string): void {
+  const floor = VERB_FLOOR[verb];
+  if (!floor) return;
+  if (!atLeastOrDecodeError(version, floor)) {
+    throw new CniError(ErrorCode.IncompatibleVersion, `config version does not allow ${verb}`);
+  }
+  if (!SUPPORTED_VERSIONS.some((v) => atLeastOrDecodeError(v, version))) {
+    throw new CniError(ErrorCode.IncompatibleVersion, `plugin version does not allow ${verb}`);
+  }
+}
+
+/**
+ * skel refuses ADD/DEL into the plugin's own netns, unless CNI_NETNS_OVERRIDE says it is intended.
+ * skel checks after the plugin ran (and had already changed the wrong netns); weft checks before.
+ */
 function checkNotOwnNetns(args: CmdArgs): void {
   if (args.netns === "" || /^(1|true)$/i.test(args.netnsOverride)) return;
   try {
@@ -90,12 +152,16 @@ function checkNotOwnNetns(args: CmdArgs): void {
  */
 export async function runVerb(plugin: Plugin, args: CmdArgs, log: Logger): Promise<object | undefined> {
   if (args.command === "VERSION") return versionInfo();
-  const conf = await decodeConfig(args.stdin);
+  // skel's order: environment, config name, version gates, then what the plugin parses.
   validateAttachment(args);
-  checkVersion(conf);
-  checkVerbAllowed(args.command, conf);
-  if (args.command === "ADD" || args.command === "DEL") checkNotOwnNetns(args);
+  const doc = decodeEnvelope(args.stdin);
+  // DecodeVersion: no cniVersion means 0.1.0.
+  const version = (doc.cniVersion as string | undefined) || "0.1.0";
+  checkVerbAllowed(args.command, version);
+  checkVersion(version);
+  const conf = await withSchema(doc);
   if (plugin.schema) await validateSchema(plugin.schema, conf);
+  if (args.command === "ADD" || args.command === "DEL") checkNotOwnNetns(args);
   const ctx = {
     args,
     conf,
@@ -162,13 +228,18 @@ export async function pluginMain(plugin: Plugin): Promise<never> {
   const log = createLogger(plugin.name);
   let stdin: Buffer | undefined;
   try {
-    const env = readEnv(process.env);
+    const env = readEnvVars(process.env);
     if (!env) {
       process.stderr.write(aboutText(plugin.name));
       process.exit(0);
     }
     stdin = env.command === "VERSION" ? Buffer.alloc(0) : readStdin();
-    const out = await runVerb(plugin, { ...env, stdin }, log);
+    if (!isVerb(env.command)) {
+      // skel decodes the config before it looks at the command.
+      decodeEnvelope(stdin);
+      throw unknownCommand(env.command);
+    }
+    const out = await runVerb(plugin, { ...env, command: env.command, stdin }, log);
     if (out) print(out, env.command === "VERSION");
     process.exit(0);
   } catch (err) {

@@ -5,12 +5,28 @@ export const CURRENT_VERSION = "1.1.0";
 
 export type Triple = [number, number, number];
 
-/** Parses "x.y.z"; an empty version means 0.1.0, as the Go decoder treats a config without cniVersion. */
+function atoi(part: string, which: string): number {
+  // strconv.Atoi: an optional sign and decimal digits.
+  if (!/^[+-]?\d+$/.test(part)) {
+    throw new Error(
+      `failed to convert ${which} version part ${JSON.stringify(part)}: strconv.Atoi: parsing ${JSON.stringify(part)}: invalid syntax`,
+    );
+  }
+  return Number(part);
+}
+
+/**
+ * version.ParseVersion: "x", "x.y" or "x.y.z" (missing parts are 0); an empty version means 0.1.0, as
+ * the Go decoder treats a config without cniVersion. Throws Go's error texts.
+ */
 export function parseVersion(v: string): Triple {
   if (v === "") return [0, 1, 0];
-  const m = /^(\d+)\.(\d+)\.(\d+)$/.exec(v);
-  if (!m) throw new Error(`unable to parse version "${v}"`);
-  return [Number(m[1]), Number(m[2]), Number(m[3])];
+  const parts = v.split(".");
+  if (parts.length >= 4) throw new Error(`invalid version ${JSON.stringify(v)}: too many parts`);
+  const major = atoi(parts[0]!, "major");
+  const minor = parts.length >= 2 ? atoi(parts[1]!, "minor") : 0;
+  const micro = parts.length >= 3 ? atoi(parts[2]!, "micro") : 0;
+  return [major, minor, micro];
 }
 
 export function compareVersions(a: string, b: string): number {
