@@ -1,5 +1,6 @@
 import { isIPv4 } from "node:net";
 import { CniError, ErrorCode } from "./errors.js";
+import { goQuote } from "./goquote.js";
 import type {
   AnyResult,
   DNS,
@@ -97,7 +98,7 @@ export function parseResult(raw: unknown, version: string): Result {
   const v = (doc.cniVersion as string) || "0.1.0";
   doc.cniVersion = v;
   if (!isSupported(v)) {
-    throw new CniError(ErrorCode.Internal, `unsupported CNI result version ${JSON.stringify(v)}`);
+    throw new CniError(ErrorCode.Internal, `unsupported CNI result version ${goQuote(v)}`);
   }
   if (resultFamily(v) === "020") return from020(doc as unknown as Result020);
   const r = doc as unknown as Result;
