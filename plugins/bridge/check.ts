@@ -1,0 +1,141 @@
+import type { CmdArgs } from "../../shared/cni/env.js";
+import { CniError, ErrorCode } from "../../shared/cni/errors.js";
+import type { Interface, Result } from "../../shared/cni/types.js";
+import { addrShow, addrsOf } from "../../shared/net/addr.js";
+import { ipBatch } from "../../shared/net/ip.js";
+import { familyOf, networkOf, parseIpNet } from "../../shared/net/ipnet.js";
+import { kindOf, type LinkRecord, sysLink } from "../../shared/net/link.js";
+import { type RouteRecord, routeDst, routeShow } from "../../shared/net/route.js";
+import type { BridgeSettings } from "./config.js";
+
+/**
+ * CHECK against prevResult, as the reference's cmdCheck: the bridge, the container veth and its host peer
+ * on the bridge, then the addresses and routes inside the pod (read in one process).
+ */
+const fail = (msg: string) => new CniError(ErrorCode.Internal, msg);
+
+export async function checkPod(n: BridgeSettings, args: CmdArgs, prev: Result): Promise<void> {
+  const interfaces = prev.interfaces ?? [];
+  const brMap = interfaces.find((i) => i.name === n.brName) ?? { name: "" };
+  const contMap = interfaces.find((i) => i.name === args.ifname && i.sandbox === args.netns) ?? { name: "" };
+
+  const br = checkBridge(brMap, n);
+  if (args.netns !== (contMap.sandbox ?? "")) {
+    throw fail(
+      `Sandbox in prevResult ${contMap.sandbox ?? ""} doesn't match configured netns: ${args.netns}`,
+    );
+  }
+
+  const [contLink, addrs, routes4, routes6] = await readPod(args);
+  const cont = checkContainerIface(contMap, contLink);
+
+  let vethFound = false;
+  for (const intf of interfaces) {
+    if (intf.name === brMap.name || intf.name === contMap.name) continue;
+    if (checkHostVeth(intf, br.ifindex, cont)) {
+      vethFound = true;
+      break;
+    }
+  }
+  if (!vethFound) throw fail(`CNI veth created for bridge ${n.brName} was not found`);
+
+  // ValidateExpectedInterfaceIPs
+  const main = (r: RouteRecord) => r.table === undefined || r.table === "main";
+  const routesOf = (f: 4 | 6) => (f === 4 ? routes4 : routes6).filter(main);
+  for (const ip of prev.ips ?? []) {
+    const want = parseIpNet(ip.address);
+    if (!addrs.some((a) => parseIpNet(a.local).ip === want.ip && a.prefixlen === want.prefix)) {
+      throw fail(`Failed to match addr ${ip.address} on interface ${args.ifname}`);
+    }
+    const prefix = networkOf(ip.address);
+    if (!routesOf(want.family).some((r) => sameNet(routeDst(r, want.family), prefix))) {
+      throw fail(`Failed to find Gateway ${ip.gateway ?? "<nil>"} for interface ${args.ifname}`);
+    }
+  }
+  // ValidateExpectedRoute: a default route is looked up by its absent destination alone.
+  for (const r of prev.routes ?? []) {
+    const family = familyOf(r.dst);
+    const dst = parseIpNet(r.dst);
+    const isDefault = dst.prefix === 0;
+    const found = routesOf(family).some((k) => {
+      if (isDefault) return k.dst === "default";
+      if (!sameNet(routeDst(k, family), networkOf(r.dst))) return false;
+      return !r.gw || (k.gateway !== undefined && parseIpNet(k.gateway).ip === parseIpNet(r.gw).ip);
+    });
+    if (!found) throw fail(`Expected Route {Dst:${r.dst} GW:${r.gw ?? "<nil>"}} not found in routing table`);
+  }
+}
+
+function sameNet(a: string, b: string): boolean {
+  const x = parseIpNet(a);
+  const y = parseIpNet(b);
+  return x.ip === y.ip && x.prefix === y.prefix;
+}
+
+function checkBridge(intf: Interface, n: BridgeSettings): { ifindex: number } {
+  if (intf.name === "") throw fail("Interface name missing ");
+  const link = sysLink(intf.name);
+  if (!link) throw fail(`Interface name ${intf.name} not found`);
+  if (intf.sandbox) throw fail(`Interface ${intf.name} should not be in sandbox`);
+  if (!link.isBridge) throw fail(`Interface ${intf.name} does not have link type of bridge`);
+  if (intf.mac && intf.mac !== link.address)
+    throw fail(`Bridge interface ${intf.name} Mac doesn't match: ${intf.mac}`);
+  if (link.promisc !== n.promiscMode) {
+    throw fail(
+      `Bridge interface ${intf.name} configured Promisc Mode ${n.promiscMode} doesn't match current state: ${link.promisc} `,
+    );
+  }
+  return { ifindex: link.ifindex };
+}
+
+async function readPod(
+  args: CmdArgs,
+): Promise<[LinkRecord | undefined, ReturnType<typeof addrsOf>, RouteRecord[], RouteRecord[]]> {
+  try {
+    // `addr show` carries the link's fields too (kind, peer index, MAC), so no separate `link show`.
+    const reads = await ipBatch([addrShow(args.ifname), routeShow(4), routeShow(6)], {
+      netns: args.netns,
+      details: true,
+    });
+    return [
+      reads[0]?.[0] as LinkRecord | undefined,
+      addrsOf(reads[0]),
+      (reads[1] ?? []) as RouteRecord[],
+      (reads[2] ?? []) as RouteRecord[],
+    ];
+  } catch {
+    return [undefined, [], [], []];
+  }
+}
+
+function checkContainerIface(
+  intf: Interface,
+  link: LinkRecord | undefined,
+): { ifindex: number; peer: number } {
+  if (intf.name === "") throw fail("Interface name missing ");
+  if (!link) throw fail(`Interface name ${intf.name} not found`);
+  if (!intf.sandbox) throw fail(`Interface ${intf.name} is expected to be in a sandbox`);
+  if (kindOf(link) !== "veth") throw fail(`Error: Container interface ${link.ifname} not of type veth`);
+  if (intf.mac && intf.mac !== link.address) {
+    throw fail(`Interface ${intf.name} Mac ${intf.mac} doesn't match container Mac: ${link.address}`);
+  }
+  return { ifindex: link.ifindex, peer: link.link_index ?? -1 };
+}
+
+/** validateCniVethInterface: true when `intf` is the container's peer and a port of the bridge. */
+function checkHostVeth(
+  intf: Interface,
+  bridgeIndex: number,
+  cont: { ifindex: number; peer: number },
+): boolean {
+  if (intf.name === "") throw fail("Interface name missing ");
+  const link = sysLink(intf.name);
+  if (!link) throw fail(`Interface name ${intf.name} not found`);
+  if (intf.sandbox) throw fail(`Interface ${intf.name} should not be in sandbox`);
+  if (link.ifindex === link.iflink) return false; // not a veth: not ours, skip it
+  if (link.ifindex !== cont.peer || link.iflink !== cont.ifindex) return false;
+  if (!link.master || sysLink(link.master)?.ifindex !== bridgeIndex) return false;
+  if (intf.mac && intf.mac !== link.address)
+    throw fail(`Interface ${intf.name} Mac doesn't match: ${intf.mac} not found`);
+  return true;
+}

@@ -1,0 +1,93 @@
+import { CniError, ErrorCode } from "../../shared/cni/errors.js";
+import type { Result } from "../../shared/cni/types.js";
+import { addrShow, addrsOf } from "../../shared/net/addr.js";
+import { configureIface } from "../../shared/net/ifconfig.js";
+import { IpBatchError, type IpCommand, ipBatch } from "../../shared/net/ip.js";
+import { familyOf } from "../../shared/net/ipnet.js";
+import { kindOf, type LinkRecord, linkDel, linkSetUp, linkShow } from "../../shared/net/link.js";
+import { ifaceKey, type SysctlWrite } from "../../shared/net/sysctl.js";
+import type { BridgeSettings } from "./config.js";
+import type { PodRef } from "./host.js";
+
+/**
+ * The pod side of a verb, in one process entering the pod's namespace: for ADD the interface sysctls,
+ * addresses, link up and routes (ConfigureIface), reading the interface back for its MAC.
+ */
+
+/** Configures CNI_IFNAME in the pod and returns its MAC. */
+export async function configurePod(n: BridgeSettings, pod: PodRef, result: Result): Promise<string> {
+  const sysctls: SysctlWrite[] = [];
+  let cmds: IpCommand[] = [];
+  if (n.isLayer3) {
+    if (n.enableDad) {
+      sysctls.push({ key: ifaceKey(6, pod.ifname, "enhanced_dad"), value: "1" });
+      sysctls.push({ key: ifaceKey(6, pod.ifname, "accept_dad"), value: "1" });
+    } else {
+      sysctls.push({ key: ifaceKey(6, pod.ifname, "accept_dad"), value: "0" });
+    }
+    sysctls.push({ key: ifaceKey(4, pod.ifname, "arp_notify"), value: "1" });
+    let cfg: ReturnType<typeof configureIface>;
+    try {
+      cfg = configureIface(pod.ifname, result);
+    } catch (err) {
+      throw new CniError(ErrorCode.Internal, (err as Error).message);
+    }
+    sysctls.push(...cfg.sysctls);
+    cmds = cfg.cmds;
+  } else if (!n.disableContainerInterface) {
+    cmds.push(linkSetUp(pod.ifname, `failed to set ${JSON.stringify(pod.ifname)} up`));
+  }
+  cmds.push(linkShow(pod.ifname, `failed to look up ${JSON.stringify(pod.ifname)}`));
+  let reads: Array<unknown[] | undefined>;
+  try {
+    reads = await ipBatch(cmds, { netns: pod.netns, sysctls });
+  } catch (err) {
+    if (err instanceof IpBatchError) throw new CniError(ErrorCode.Internal, err.message);
+    throw err;
+  }
+  const link = reads[0]?.[0] as LinkRecord | undefined;
+  if (n.isLayer3 && n.enableDad && (result.ips ?? []).some((ip) => familyOf(ip.address) === 6)) {
+    await settleAddresses(pod);
+  }
+  return link?.address ?? "";
+}
+
+/**
+ * SettleAddresses: with DAD on, wait (up to 5 s, every 50 ms) until no address on the interface is
+ * tentative; a DAD failure is an error.
+ */
+async function settleAddresses(pod: PodRef): Promise<void> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const reads = await ipBatch([addrShow(pod.ifname)], { netns: pod.netns });
+    const addrs = addrsOf(reads[0]);
+    const failed = addrs.find((a) => a.dadfailed);
+    if (failed) {
+      throw new CniError(ErrorCode.Internal, `failed to settle addresses: ${failed.local} has DADFAILED set`);
+    }
+    if (!addrs.some((a) => a.tentative)) return;
+    if (Date.now() >= deadline) {
+      throw new CniError(ErrorCode.Internal, `failed to settle addresses: still tentative after 5s`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The pod interface as the kernel shows it, or undefined when it is gone. */
+export async function readPodLink(pod: PodRef): Promise<LinkRecord | undefined> {
+  try {
+    const reads = await ipBatch([linkShow(pod.ifname)], { netns: pod.netns, details: true });
+    return reads[0]?.[0] as LinkRecord | undefined;
+  } catch (err) {
+    if (err instanceof IpBatchError && /does not exist|Cannot find device/i.test(err.reason))
+      return undefined;
+    throw err;
+  }
+}
+
+/** Deletes CNI_IFNAME inside the pod (a missing link is fine). */
+export async function deletePodLink(pod: PodRef): Promise<void> {
+  await ipBatch([linkDel(pod.ifname)], { netns: pod.netns });
+}
+
+export const isVeth = (l: LinkRecord) => kindOf(l) === "veth";

@@ -1,0 +1,63 @@
+import type { IpCommand } from "./ip.js";
+import { type IpFamily, overlaps, parseIpNet } from "./ipnet.js";
+import { q } from "./link.js";
+
+/** Interface addresses: `ip addr` lines for a batch and the `ip -j addr show` records. */
+
+export interface AddrRecord {
+  family: "inet" | "inet6";
+  local: string;
+  prefixlen: number;
+  scope?: string;
+  tentative?: boolean;
+  dadfailed?: boolean;
+}
+
+/** `ip -j addr show dev X` returns one link entry whose addr_info lists the addresses. */
+export function addrsOf(show: unknown[] | undefined): AddrRecord[] {
+  const entry = show?.[0] as { addr_info?: AddrRecord[] } | undefined;
+  return entry?.addr_info ?? [];
+}
+
+export const familyName = (f: IpFamily) => (f === 4 ? "inet" : "inet6");
+
+export const addrCidr = (a: AddrRecord) => `${a.local}/${a.prefixlen}`;
+
+export function addrShow(dev: string, what = `could not get list of IP addresses of ${dev}`): IpCommand {
+  return { line: `addr show dev ${q(dev)}`, what, read: true };
+}
+
+export function addrAdd(cidr: string, dev: string, what: string): IpCommand {
+  return { line: `addr add ${cidr} dev ${q(dev)}`, what };
+}
+
+/** Adds or leaves alone: no EEXIST, so a batch can carry on. */
+export function addrReplace(cidr: string, dev: string, what: string): IpCommand {
+  return { line: `addr replace ${cidr} dev ${q(dev)}`, what };
+}
+
+export function addrDel(cidr: string, dev: string, what: string): IpCommand {
+  return { line: `addr del ${cidr} dev ${q(dev)}`, what, mayFail: /Cannot assign requested address/ };
+}
+
+/**
+ * The addresses on a link that stand in the way of `want`, by the reference's ensureAddr rules: for IPv4
+ * any other address conflicts; for IPv6 only an overlapping one does (non-overlapping v6 prefixes
+ * coexist). An identical address is not a conflict.
+ */
+export function conflictingAddrs(existing: AddrRecord[], want: string): AddrRecord[] {
+  const w = parseIpNet(want);
+  const wantText = `${w.ip}/${w.prefix}`;
+  return existing.filter((a) => {
+    if (a.family !== familyName(w.family)) return false;
+    const cidr = `${parseIpNet(a.local).ip}/${a.prefixlen}`;
+    if (cidr === wantText) return false;
+    return w.family === 4 || overlaps(cidr, wantText);
+  });
+}
+
+/** Whether the link already has exactly `want`. */
+export function hasAddr(existing: AddrRecord[], want: string): boolean {
+  const w = parseIpNet(want);
+  return existing.some((a) => parseIpNet(a.local).ip === w.ip && a.prefixlen === w.prefix);
+}
