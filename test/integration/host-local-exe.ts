@@ -1,0 +1,105 @@
+import { spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Helpers shared by the host-local integration tests: which executables to run and how. */
+
+export const REFERENCE = "/usr/lib/cni/host-local";
+
+const here = dirname(fileURLToPath(import.meta.url));
+// build/test/integration -> repository root
+const root = resolve(here, "..", "..", "..");
+
+/**
+ * weft's host-local: the packaged executable when it has been built (`$WEFT_BIN_DIR`, `$WEFT_DIST` or
+ * dist/bin), else the compiled multi-call entry next to these tests, through a wrapper named host-local.
+ */
+export function weftHostLocal(): { exe: string; cleanup: () => void } {
+  const binDir = process.env.WEFT_BIN_DIR ?? process.env.WEFT_DIST ?? join(root, "dist", "bin");
+  const packaged = resolve(binDir, "host-local");
+  if (existsSync(packaged)) return { exe: packaged, cleanup: () => undefined };
+  const multicall = resolve(here, "..", "..", "cli", "multicall.js");
+  if (!existsSync(multicall)) throw new Error(`neither ${packaged} nor ${multicall} exists: build first`);
+  const dir = mkdtempSync(join(tmpdir(), "weft-hl-bin-"));
+  const exe = join(dir, "host-local");
+  writeFileSync(
+    exe,
+    `#!/bin/sh\nWEFT_MULTICALL_NAME=host-local exec ${JSON.stringify(process.execPath)} ${JSON.stringify(multicall)} "$@"\n`,
+  );
+  chmodSync(exe, 0o755);
+  return { exe, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface Call {
+  command: "ADD" | "DEL" | "CHECK" | "GC" | "STATUS";
+  containerId?: string;
+  ifname?: string;
+  netns?: string;
+  args?: string;
+}
+
+export interface Outcome {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  json: Record<string, unknown> | undefined;
+}
+
+/** Runs one plugin call as its own process, asynchronously so that many can race. */
+export function callPlugin(exe: string, call: Call, conf: object): Promise<Outcome> {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+    CNI_COMMAND: call.command,
+    CNI_PATH: dirname(exe),
+  };
+  if (call.containerId !== undefined) env.CNI_CONTAINERID = call.containerId;
+  if (call.ifname !== undefined) env.CNI_IFNAME = call.ifname;
+  if (call.netns !== undefined) env.CNI_NETNS = call.netns;
+  if (call.args !== undefined) env.CNI_ARGS = call.args;
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(exe, [], { env, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("close", (status) => {
+      let json: Record<string, unknown> | undefined;
+      try {
+        json = stdout.trim() ? (JSON.parse(stdout) as Record<string, unknown>) : undefined;
+      } catch {
+        json = undefined;
+      }
+      resolvePromise({ status, stdout, stderr, json });
+    });
+    child.stdin.end(JSON.stringify(conf));
+  });
+}
+
+/** A host-local network config in a fresh data dir. */
+export function hostLocalConf(
+  dataDir: string,
+  network: string,
+  ranges: Array<Array<Record<string, string>>>,
+  cniVersion = "1.0.0",
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    cniVersion,
+    name: network,
+    type: "host-local",
+    ipam: { type: "host-local", dataDir, ranges },
+    ...extra,
+  };
+}
+
+/** A /24 private to this test process (10.<pid-derived>.<n>.0/24), so concurrent suites never collide. */
+export function testSubnet(n: number): string {
+  return `10.${100 + (process.pid % 150)}.${n}.0/24`;
+}
