@@ -59,6 +59,11 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
   const delegate = buildDelegateConfig(ctx.conf, env);
   const bytes = goMarshal(delegate);
   ctx.log.info("netconf sent to delegate plugin", { delegate: bytes.toString() });
+  try {
+    requirePlugins(ctx);
+  } catch (err) {
+    throw wrapError("failed to delegate add", err);
+  }
   // Saved BEFORE the delegate runs, so a DEL can always find what an interrupted ADD may have set up.
   saveDelegateConfig(dataDir(ctx), ctx.args.containerId, bytes);
   try {
@@ -68,6 +73,18 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
     await undoFailedAdd(ctx, delegate.type, bytes);
     throw wrapError("failed to delegate add", err);
   }
+}
+
+/**
+ * The delegate and its IPAM plugin must be installed before anything is saved or started: a missing
+ * plugin (the most common flannel install fault, section 6.3) then fails with the reference's own
+ * "failed to find plugin" text and leaves nothing behind, not even a saved config that no DEL could
+ * replay until the plugin appears.
+ */
+function requirePlugins(ctx: Ctx): void {
+  const paths = splitPath(ctx.args.path);
+  findInPath(delegateType(ctx.conf), paths);
+  findInPath(ipamType(ctx.conf), paths);
 }
 
 /**
@@ -241,6 +258,7 @@ async function cmdStatus(ctx: Ctx): Promise<void> {
     );
   }
   const paths = splitPath(ctx.args.path);
+  // The same plugins ADD requires (requirePlugins), named with their role.
   for (const [role, type] of [
     ["delegate", delegateType(ctx.conf)],
     ["IPAM", ipamType(ctx.conf)],

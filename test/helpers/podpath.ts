@@ -21,7 +21,7 @@
  * JS next to this file. `delegateSets()` says which sets to test: env WEFT_DELEGATES=reference|weft|both,
  * default both when weft's bridge and host-local implement ADD, else reference only.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -177,6 +177,30 @@ function pickV4Network(): number {
     if (!new RegExp(`(^|\\s)10\\.${n}\\.`).test(routes)) return n;
   }
   throw new Error("no free 10.N.0.0/16 for a test network");
+}
+
+/**
+ * Whether `pod` gets an ICMP echo reply from `address` (v4 or v6). A few tries a second apart, because a
+ * fresh IPv6 address is unusable until duplicate address detection ends; never a timing assertion.
+ */
+export function reachable(pod: Pod, address: string, tries = 5): boolean {
+  for (let i = 0; i < tries; i++) {
+    const r = spawnSync(
+      "ip",
+      ["netns", "exec", pod.netns.name, "ping", "-n", "-c", "1", "-W", "1", address],
+      {
+        stdio: "ignore",
+      },
+    );
+    if (r.error) throw new Error(`cannot run ping (install iputils-ping): ${r.error.message}`);
+    if (r.status === 0) return true;
+  }
+  return false;
+}
+
+/** The address part of "10.1.2.3/24". */
+export function ipOf(cidr: string): string {
+  return cidr.split("/")[0]!;
 }
 
 export class PodPath {
@@ -354,7 +378,10 @@ export class PodPath {
   /** Names of the links attached to this network's bridge (the pods' host-side veths). */
   bridgePorts(): string[] {
     try {
-      const out = execFileSync("ip", ["-j", "link", "show", "master", this.bridge], { encoding: "utf8" });
+      const out = execFileSync("ip", ["-j", "link", "show", "master", this.bridge], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+      });
       return (JSON.parse(out || "[]") as Array<{ ifname: string }>).map((l) => l.ifname);
     } catch {
       return [];

@@ -169,6 +169,18 @@ withFixture("ADD with an invalid delegate template: error, nothing saved", (f) =
   assert.equal(f.delegateCalls(), []);
 });
 
+withFixture(
+  "ADD with the IPAM plugin not installed: the reference's error, nothing saved or started",
+  (f) => {
+    rmSync(join(f.bin, "host-local"));
+    const r = f.run("ADD", f.conf());
+    assert.is(r.status, 1);
+    assert.is(r.json?.msg, `failed to delegate add: failed to find plugin "host-local" in path [${f.bin}]`);
+    assert.not.ok(existsSync(f.dataDir));
+    assert.equal(f.delegateCalls(), []);
+  },
+);
+
 withFixture("failed delegate ADD: DEL with the same config, then no saved file", (f) => {
   f.failDelegate("ADD");
   const r = f.run("ADD", f.conf());
