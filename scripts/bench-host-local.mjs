@@ -1,0 +1,134 @@
+#!/usr/bin/env node
+// One host-local ADD, then its DEL, each run as its own process the way a runtime calls IPAM: weft's
+// host-local against the reference Go plugin, same config, same data directory, in the same run. The
+// subjects take turns in every round so machine noise hits them alike. Prints medians (and p90).
+//
+//   node scripts/bench-host-local.mjs [--runs N] [--warmup N] [--exe PATH] [--ref PATH] [--dual]
+//
+// --exe defaults to host-local in $WEFT_BIN_DIR, $WEFT_DIST or dist/bin (`npm run build`); without a
+// packaged build it falls back to the compiled multi-call entry (build/cli/multicall.js, `npm run
+// compile`), run with the current node, which the table then says. --dual benchmarks a dual-stack config.
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+function parseArgs(argv) {
+  const opts = { runs: 30, warmup: 3, exe: undefined, ref: "/usr/lib/cni/host-local", dual: false };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split("=", 2);
+    const value = () => inline ?? argv[++i];
+    if (flag === "--runs") opts.runs = Number(value());
+    else if (flag === "--warmup") opts.warmup = Number(value());
+    else if (flag === "--exe") opts.exe = resolve(value());
+    else if (flag === "--ref") opts.ref = value();
+    else if (flag === "--dual") opts.dual = true;
+    // `npm run bench` hands its arguments to every bench script; the others' flags are not ours.
+    else process.stderr.write(`bench-host-local: ignoring argument ${argv[i]}\n`);
+  }
+  if (!(opts.runs > 0) || !(opts.warmup >= 0)) throw new Error("--runs must be > 0 and --warmup >= 0");
+  return opts;
+}
+
+/** The executable to measure, and a label saying what it is. */
+function weftExecutable(opts, scratch) {
+  if (opts.exe) return { exe: opts.exe, label: opts.exe };
+  const binDir = process.env.WEFT_BIN_DIR ?? process.env.WEFT_DIST ?? join(root, "dist", "bin");
+  const packaged = join(binDir, "host-local");
+  if (existsSync(packaged)) return { exe: packaged, label: `${packaged} (packaged)` };
+  const multicall = join(root, "build", "cli", "multicall.js");
+  if (!existsSync(multicall)) throw new Error(`no ${packaged} and no ${multicall}: npm run build (or compile) first`);
+  const exe = join(scratch, "host-local");
+  writeFileSync(
+    exe,
+    `#!/bin/sh\nWEFT_MULTICALL_NAME=host-local exec ${JSON.stringify(process.execPath)} ${JSON.stringify(multicall)} "$@"\n`,
+  );
+  chmodSync(exe, 0o755);
+  return { exe, label: `node ${process.version} ${multicall} (not packaged)` };
+}
+
+/** ADD needs a netns path that is not the plugin's own: a scratch netns as root, else the override. */
+function benchNetns() {
+  const name = `weft-bench-hl-${process.pid}`;
+  if (process.getuid?.() === 0 && spawnSync("ip", ["netns", "add", name]).status === 0) {
+    return { path: `/var/run/netns/${name}`, env: {}, cleanup: () => spawnSync("ip", ["netns", "del", name]) };
+  }
+  return { path: "/proc/self/ns/net", env: { CNI_NETNS_OVERRIDE: "1" }, cleanup: () => undefined };
+}
+
+function call(exe, command, id, conf, netns) {
+  const env = {
+    PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: id,
+    CNI_IFNAME: "eth0",
+    CNI_NETNS: netns.path,
+    CNI_PATH: dirname(exe),
+    ...netns.env,
+  };
+  const t0 = performance.now();
+  const r = spawnSync(exe, [], { env, input: conf, encoding: "utf8" });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`${exe} ${command} ${id} failed (${r.status}): ${r.stdout}${r.stderr}`);
+  return ms;
+}
+
+function quantile(xs, q) {
+  const s = [...xs].sort((a, b) => a - b);
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return s[lo] + (s[hi] - s[lo]) * (pos - lo);
+}
+
+function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const scratch = mkdtempSync(join(tmpdir(), "weft-bench-hl-"));
+  const netns = benchNetns();
+  try {
+    const weft = weftExecutable(opts, scratch);
+    const ranges = [[{ subnet: "10.213.0.0/16" }]];
+    if (opts.dual) ranges.push([{ subnet: "fd00:213::/64" }]);
+    const conf = JSON.stringify({
+      cniVersion: "1.0.0",
+      name: "bench",
+      type: "host-local",
+      ipam: { type: "host-local", dataDir: join(scratch, "data"), ranges },
+    });
+    const subjects = [
+      { name: "weft", exe: weft.exe, add: [], del: [] },
+      { name: "reference", exe: opts.ref, add: [], del: [] },
+    ];
+    for (let round = 0; round < opts.warmup + opts.runs; round++) {
+      for (const s of subjects) {
+        const id = `bench-${s.name}-${round}`;
+        const add = call(s.exe, "ADD", id, conf, netns);
+        const del = call(s.exe, "DEL", id, conf, netns);
+        if (round >= opts.warmup) {
+          s.add.push(add);
+          s.del.push(del);
+        }
+      }
+    }
+    const fmt = (x) => x.toFixed(1).padStart(7);
+    process.stdout.write(
+      `host-local ADD/DEL as separate processes, ${opts.runs} runs (+${opts.warmup} warm-up), ${opts.dual ? "dual-stack" : "IPv4 /16"}\n` +
+        `weft: ${weft.label}\nreference: ${opts.ref}\n\n` +
+        `subject       ADD med  ADD p90  DEL med  DEL p90  ADD+DEL med (ms)\n`,
+    );
+    for (const s of subjects) {
+      const both = s.add.map((a, i) => a + s.del[i]);
+      process.stdout.write(
+        `${s.name.padEnd(12)}${fmt(quantile(s.add, 0.5))}  ${fmt(quantile(s.add, 0.9))}  ${fmt(quantile(s.del, 0.5))}  ${fmt(quantile(s.del, 0.9))}  ${fmt(quantile(both, 0.5))}\n`,
+      );
+    }
+  } finally {
+    netns.cleanup();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+main();
