@@ -1,0 +1,130 @@
+/**
+ * Failure injection on the flannel list through libcni: each failed ADD returns the plugin's CNI error
+ * object and leaves nothing behind (no saved delegate config, no pod veth, no address reservation); the
+ * pod can then be added once the fault is gone.
+ */
+import { execFileSync } from "node:child_process";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { uniqueName } from "../helpers/names.js";
+import { assertRoot } from "../helpers/netns.js";
+import { delegateSets, type Pod, PodPath, type PodPathOptions } from "../helpers/podpath.js";
+
+function podLinks(pod: Pod): string[] {
+  return pod.netns.ipJson<Array<{ ifname: string }>>(["link"]).map((l) => l.ifname);
+}
+
+/** The error object libcni passed through, as cnitool prints it. */
+function assertCniError(r: { status: number | null; json?: Record<string, unknown> }, msg: RegExp): void {
+  assert.is(r.status, 1);
+  assert.type(r.json?.code, "number", "an error object on stdout");
+  assert.match(String(r.json?.msg), msg);
+}
+
+function assertNothingLeft(pp: PodPath, pod: Pod, ports: string[] = []): void {
+  assert.equal(pp.savedConfigs(), [], "no saved delegate config");
+  assert.equal(pp.reservations(), [], "no reservation");
+  assert.equal(pp.bridgePorts(), ports, "no veth on the bridge");
+  assert.equal(podLinks(pod), ["lo"], "nothing in the pod");
+}
+
+const sets = await delegateSets();
+
+for (const set of sets) {
+  const s = suite(`flannel list [${set} delegates] failure injection`);
+  const made: PodPath[] = [];
+  const extraLinks: string[] = [];
+  const create = async (o: PodPathOptions = {}) => {
+    const pp = await PodPath.create({ cniVersion: "1.0.0", delegates: set, ...o });
+    made.push(pp);
+    return pp;
+  };
+  s.before(() => assertRoot());
+  s.after(() => {
+    for (const l of extraLinks) {
+      try {
+        execFileSync("ip", ["link", "del", l], { stdio: "ignore" });
+      } catch {
+        // gone with its peer
+      }
+    }
+    for (const pp of made) pp.cleanup();
+  });
+
+  s("IPAM plugin missing", async () => {
+    const pp = await create({ omitPlugins: ["host-local"] });
+    const pod = pp.pod();
+    assertCniError(pp.add(pod), /failed to find plugin "host-local" in path/);
+    assertNothingLeft(pp, pod);
+  });
+
+  s("netns path wrong", async () => {
+    const pp = await create();
+    const pod = pp.pod();
+    assertCniError(pp.add(pod, { netnsPath: `/var/run/netns/${uniqueName("nope")}` }), /netns|no such file/i);
+    assertNothingLeft(pp, pod);
+    assert.ok(pp.addOk(pod), "the same pod adds fine with the right netns");
+  });
+
+  s("bridge name invalid", async () => {
+    const pp = await create({
+      edit: (l) => {
+        (l.plugins[0]!.delegate as Record<string, unknown>).bridge = "this-name-is-way-too-long";
+      },
+    });
+    const pod = pp.pod();
+    assertCniError(pp.add(pod), /this-name-is-way-too-long/);
+    assert.equal(pp.savedConfigs(), []);
+    assert.equal(pp.reservations(), []);
+    assert.equal(podLinks(pod), ["lo"]);
+  });
+
+  s("address conflict: the bridge has another address and a port in use", async () => {
+    const pp = await create();
+    const pod = pp.pod();
+    const stale = pp.net.gateway!.replace(/\.\d+\.1$/, ".0.1");
+    const port = uniqueName("wpo");
+    const peer = uniqueName("wpp");
+    extraLinks.push(port);
+    execFileSync("ip", ["link", "add", pp.bridge, "type", "bridge"]);
+    execFileSync("ip", ["addr", "add", `${stale}/24`, "dev", pp.bridge]);
+    execFileSync("ip", ["link", "add", port, "type", "veth", "peer", "name", peer]);
+    execFileSync("ip", ["link", "set", port, "master", pp.bridge]);
+    assertCniError(pp.add(pod), /already has an IP address different from/);
+    assertNothingLeft(pp, pod, [port]);
+  });
+
+  s.run();
+}
+
+for (const set of sets) {
+  const s = suite(`flannel [${set} delegates] STATUS through libcni (1.1.0)`);
+  let pp: PodPath;
+  s.before(async () => {
+    assertRoot();
+    pp = await PodPath.create({ cniVersion: "1.1.0", delegates: set, withoutPortmap: true });
+  });
+  s.after(() => pp?.cleanup());
+
+  s("ready with subnet.env and plugins; 50 naming the reason otherwise", async () => {
+    const ok = (await import("../helpers/cnitool.js")).cnitool(
+      "status",
+      pp.netName,
+      undefined,
+      pp.toolOptions(),
+    );
+    assert.is(ok.status, 0, ok.stdout + ok.stderr);
+    execFileSync("rm", [pp.subnetEnvFile]);
+    const r = (await import("../helpers/cnitool.js")).cnitool(
+      "status",
+      pp.netName,
+      undefined,
+      pp.toolOptions(),
+    );
+    assert.is(r.status, 1);
+    assert.is(r.json?.code, 50);
+    assert.match(String(r.json?.msg), "flannel subnet.env is not ready: open ");
+  });
+
+  s.run();
+}
