@@ -10,7 +10,7 @@ import { checkNetnsPath, NetnsPathError, netnsGone } from "../../shared/net/netn
 import { setupSpoofCheck, spoofRefId, teardownSpoofCheck } from "../../shared/net/spoofchk.js";
 import { ensureSysctl } from "../../shared/net/sysctl.js";
 import { checkPod } from "./check.js";
-import { type BridgeNetConf, type BridgeSettings, bridgeSchema, loadNetConf } from "./config.js";
+import { type BridgeNetConf, type BridgeSettings, loadNetConf } from "./config.js";
 import { calcGateways } from "./gateways.js";
 import { attachPod, type HostAttachment, preflightBridge, removeGateways, removeHostVeth } from "./host.js";
 import { configurePod } from "./pod.js";
@@ -205,7 +205,6 @@ function dnsConfSet(dns: BridgeNetConf["dns"]): dns is NonNullable<BridgeNetConf
 
 export const plugin: Plugin<BridgeNetConf> = {
   name: "bridge",
-  schema: bridgeSchema,
   add: cmdAdd,
   del: cmdDel,
   check: cmdCheck,
