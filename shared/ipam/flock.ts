@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
-import { closeSync, constants, openSync } from "node:fs";
+import { closeSync, constants, existsSync, openSync } from "node:fs";
+import { goFileError } from "./go-errors.js";
 
 /**
  * An exclusive flock(2) on a file, compatible with the reference host-local, which locks `<dir>/lock`
@@ -20,7 +21,12 @@ export class FileLock {
   /** Blocks until the lock is ours, like LOCK_EX without LOCK_NB. */
   async lock(): Promise<void> {
     if (this.fd !== undefined) throw new Error(`lock ${this.path} already held`);
-    const fd = openSync(this.path, constants.O_CREAT | constants.O_RDONLY, 0o750);
+    let fd: number;
+    try {
+      fd = openSync(this.path, constants.O_CREAT | constants.O_RDONLY, 0o750);
+    } catch (err) {
+      throw goFileError(err, this.path);
+    }
     try {
       await flockChild(fd, ["-x", "3"], this.path);
     } catch (err) {
@@ -54,11 +60,21 @@ export async function withFileLock<T>(path: string, fn: () => Promise<T> | T): P
   }
 }
 
+// util-linux installs flock(1) in /usr/bin (merged /usr) or /bin; a runtime may call plugins with a
+// minimal PATH, so look there first and fall back to PATH.
+const FLOCK_PATHS = ["/usr/bin/flock", "/bin/flock", "/usr/local/bin/flock"];
+let flockPath: string | undefined;
+
+function flockBinary(): string {
+  flockPath ??= FLOCK_PATHS.find((p) => existsSync(p)) ?? "flock";
+  return flockPath;
+}
+
 function flockChild(fd: number, args: string[], path: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn("flock", args, {
+    const child = spawn(flockBinary(), args, {
       stdio: ["ignore", "ignore", "pipe", fd],
-      env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
+      env: { PATH: process.env.PATH || "/usr/sbin:/usr/bin:/sbin:/bin", LC_ALL: "C" },
     });
     let stderr = "";
     child.stderr?.setEncoding("utf8");

@@ -15,6 +15,7 @@ import {
 import { dirname, join, resolve } from "node:path";
 import { validateContainerId, validateNetworkName } from "../cni/env.js";
 import { formatIp, type IP, parseIp } from "./address.js";
+import { goFileError } from "./go-errors.js";
 
 /**
  * The reference's on-disk store (backend/disk), byte for byte: `<dataDir>/<network>/<ip>` holds
@@ -94,7 +95,13 @@ export class ReservationStore {
   /** Opens (and, unless `create` is false, creates with mode 0755 like MkdirAll) the network directory. */
   static open(dataDir: string, network: string, create = true): ReservationStore {
     const dir = networkDir(dataDir, network);
-    if (create) mkdirSync(dir, { recursive: true, mode: 0o755 });
+    if (create) {
+      try {
+        mkdirSync(dir, { recursive: true, mode: 0o755 });
+      } catch (err) {
+        throw goFileError(err, dir, "mkdir");
+      }
+    }
     return new ReservationStore(dir);
   }
 

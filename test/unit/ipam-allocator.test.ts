@@ -498,6 +498,18 @@ test("a network name or container ID that would leave dataDir is refused", async
   assert.equal(readdirSync(dataDir), []);
 });
 
+test("a dataDir that cannot hold the network directory fails with Go's wording", async () => {
+  const dataDir = tempDataDir();
+  writeFileSync(join(dataDir, "file"), "");
+  let msg = "";
+  try {
+    await allocate(config(join(dataDir, "file"), v4_29), "c1", "eth0");
+  } catch (err) {
+    msg = (err as Error).message;
+  }
+  assert.is(msg, `mkdir ${join(dataDir, "file", "net")}: not a directory`);
+});
+
 test("no temp file is left behind by ADD, DEL or a failed ADD", async () => {
   const dataDir = tempDataDir();
   const cfg = config(dataDir, [[{ subnet: "10.0.0.0/30" }]]);
