@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+// portmap ADD+DEL with one hostPort: weft's portmap (iptables backend, and nftables) against the reference
+// Go plugin (/usr/lib/cni/portmap), same prevResult, same run, subjects taking turns every round so machine
+// noise hits them alike. Needs root (it installs real nat rules, then removes them).
+//
+//   node scripts/bench-portmap.mjs [--runs N] [--warmup N] [--exe PATH] [--ref PATH] [--no-nft]
+//
+// The executable defaults to `portmap` in $WEFT_BIN_DIR, $WEFT_DIST or dist/bin (`npm run build`); without
+// one, the compiled JS (build/cli/multicall.js, `npm run compile`) stands in and the table says so.
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+// The reference spends its time in one iptables process per check and rule; weft batches.
+const TARGET_RATIO = 0.8;
+
+function parseArgs(argv) {
+  const dist = process.env.WEFT_BIN_DIR || process.env.WEFT_DIST || join(root, "dist", "bin");
+  const opts = { runs: 30, warmup: 3, exe: join(dist, "portmap"), ref: "/usr/lib/cni/portmap", nft: true };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split("=", 2);
+    const value = () => inline ?? argv[++i];
+    if (flag === "--runs") opts.runs = Number(value());
+    else if (flag === "--warmup") opts.warmup = Number(value());
+    else if (flag === "--exe") opts.exe = resolve(value());
+    else if (flag === "--ref") opts.ref = value();
+    else if (flag === "--no-nft") opts.nft = false;
+    // `npm run bench` hands its arguments to every bench script; the others' flags are not ours.
+    else process.stderr.write(`bench-portmap: ignoring argument ${argv[i]}\n`);
+  }
+  if (!(opts.runs > 0) || !(opts.warmup >= 0)) throw new Error("--runs must be > 0 and --warmup >= 0");
+  return opts;
+}
+
+function sh(cmd, args) {
+  return execFileSync(cmd, args, { encoding: "utf8" });
+}
+
+/** A free 10.N.M.0/24: no route overlaps 10.N/16. */
+function freeSubnet() {
+  const routes = sh("ip", ["-4", "route", "show", "table", "all"]);
+  for (let i = 0; i < 200; i++) {
+    const n = 100 + Math.floor(Math.random() * 151);
+    if (!new RegExp(`(^|\\s)10\\.${n}\\.`).test(routes))
+      return `10.${n}.${1 + Math.floor(Math.random() * 250)}`;
+  }
+  throw new Error("no free 10.N.0.0/16");
+}
+
+/** weft's executable: the packaged one, else the compiled multi-call JS run by this Node. */
+function weftCommand(exe) {
+  if (existsSync(exe)) return { file: exe, args: [], env: {}, how: exe };
+  const js = join(root, "build", "cli", "multicall.js");
+  if (!existsSync(js)) {
+    process.stderr.write(`bench-portmap: neither ${exe} nor ${js}; run \`npm run build\` first\n`);
+    process.exit(1);
+  }
+  return {
+    file: process.execPath,
+    args: [js],
+    env: { WEFT_MULTICALL_NAME: "portmap" },
+    how: `node ${js} (compiled JS)`,
+  };
+}
+
+function call(subject, command, cid, conf) {
+  const env = {
+    PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+    ...subject.env,
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: cid,
+    CNI_NETNS: subject.netns,
+    CNI_IFNAME: "eth0",
+    CNI_PATH: "/usr/lib/cni",
+  };
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(subject.file, subject.args, {
+    env,
+    input: JSON.stringify(conf),
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0)
+    throw new Error(`${subject.label} ${command} failed (${r.status}): ${r.stdout}${r.stderr}`);
+  return ms;
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  if (process.getuid?.() !== 0) {
+    process.stderr.write("bench-portmap: needs root (real nat rules)\n");
+    process.exit(1);
+  }
+  const weft = weftCommand(opts.exe);
+  const base = freeSubnet();
+  const link = `wpmb${(process.pid % 46656).toString(36)}`;
+  const netns = `wpmbns${(process.pid % 46656).toString(36)}`;
+  const hostPort = 30000 + Math.floor(Math.random() * 20000);
+  const conf = (backend) => ({
+    cniVersion: "1.0.0",
+    name: `wpmbench${process.pid}`,
+    type: "portmap",
+    ...(backend ? { backend } : {}),
+    capabilities: { portMappings: true },
+    runtimeConfig: { portMappings: [{ hostPort, containerPort: 80, protocol: "tcp" }] },
+    prevResult: {
+      cniVersion: "1.0.0",
+      interfaces: [{ name: "eth0", sandbox: `/var/run/netns/${netns}` }],
+      ips: [{ address: `${base}.2/24`, gateway: `${base}.1`, interface: 0 }],
+    },
+  });
+
+  // The host side: a dummy link owning the pod subnet, so `ip route get <pod>` finds it (route_localnet
+  // lands there, not on the host's uplink); the netns only has to exist for skel.
+  sh("ip", ["link", "add", link, "type", "dummy"]);
+  try {
+    sh("ip", ["addr", "add", `${base}.1/24`, "dev", link]);
+    sh("ip", ["link", "set", link, "up"]);
+    sh("ip", ["netns", "add", netns]);
+    const nsPath = `/var/run/netns/${netns}`;
+    const subjects = [
+      { label: "weft portmap (iptables)", ...weft, netns: nsPath, conf: conf(undefined) },
+      ...(opts.nft
+        ? [{ label: "weft portmap (nftables)", ...weft, netns: nsPath, conf: conf("nftables") }]
+        : []),
+      {
+        label: "reference portmap (Go)",
+        file: opts.ref,
+        args: [],
+        env: {},
+        how: opts.ref,
+        netns: nsPath,
+        conf: conf(undefined),
+      },
+    ];
+    for (const s of subjects) Object.assign(s, { add: [], del: [], total: [] });
+    let n = 0;
+    for (let i = 0; i < opts.warmup + opts.runs; i++) {
+      for (const s of subjects) {
+        const cid = `wpmbench-${process.pid}-${n++}`;
+        const add = call(s, "ADD", cid, s.conf);
+        const del = call(s, "DEL", cid, s.conf);
+        if (i < opts.warmup) continue;
+        s.add.push(add);
+        s.del.push(del);
+        s.total.push(add + del);
+      }
+    }
+    const leftovers = sh("iptables-save", ["-t", "nat"])
+      .split("\n")
+      .filter((l) => l.includes(`wpmbench${process.pid}`));
+    if (leftovers.length) throw new Error(`rules left behind:\n${leftovers.join("\n")}`);
+
+    const ref = subjects.at(-1);
+    const refTotal = median(ref.total);
+    const f = (ms) => ms.toFixed(1).padStart(7);
+    process.stdout.write(
+      `portmap ADD+DEL, one hostPort (tcp), cniVersion 1.0.0, ${opts.runs} runs after ${opts.warmup} warm-up; medians in ms\n`,
+    );
+    process.stdout.write(
+      `${"subject".padEnd(26)} ${"ADD".padStart(7)} ${"DEL".padStart(7)} ${"ADD+DEL".padStart(7)}  vs ref  command\n`,
+    );
+    for (const s of subjects) {
+      const total = median(s.total);
+      process.stdout.write(
+        `${s.label.padEnd(26)} ${f(median(s.add))} ${f(median(s.del))} ${f(total)}  ${(total / refTotal).toFixed(2).padStart(5)}x  ${s.how}\n`,
+      );
+    }
+    const ours = median(subjects[0].total) / refTotal;
+    process.stdout.write(
+      `target: weft (iptables) ADD+DEL <= ${TARGET_RATIO}x the reference: ${ours <= TARGET_RATIO ? "met" : "MISSED"} (${ours.toFixed(2)}x)\n`,
+    );
+  } finally {
+    try {
+      sh("ip", ["netns", "del", netns]);
+    } catch {
+      // not created
+    }
+    sh("ip", ["link", "del", link]);
+  }
+}
+
+main();

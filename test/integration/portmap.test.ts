@@ -1,0 +1,631 @@
+/**
+ * portmap on a real kernel, through the flannel conflist and the libcni client (test/helpers/podpath):
+ * flannel (weft) -> bridge + host-local (Debian's reference plugins, so only portmap varies) -> portmap
+ * (weft's, or the reference's for the interop cases), with CAP_ARGS port mappings, and real TCP/UDP
+ * traffic from an outside client, the node itself, 127.0.0.1, another pod and the pod itself.
+ *
+ * Shared state: the CNI-HOSTPORT-* chains and the nft cni_hostport tables may be in use by concurrent
+ * tests, so they are never removed; "as before" is checked on this test's own chains, rules and IDs.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { dnatChainName } from "../../plugins/portmap/chains.js";
+import { uniqueName } from "../helpers/names.js";
+import { assertRoot, TestNetns } from "../helpers/netns.js";
+import { runPlugin } from "../helpers/plugin.js";
+import { installReference, installWeft, type Pod, PodPath } from "../helpers/podpath.js";
+
+type Backend = "iptables" | "nftables";
+
+// ---- helpers ------------------------------------------------------------------------------------
+
+function sh(cmd: string, args: string[], input?: string): string {
+  return execFileSync(cmd, args, { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"] });
+}
+
+/** A free 10.N.M.0/24 (no route overlaps 10.N/16) for the outside client's link. */
+function freeV4Subnet(): string {
+  const routes = sh("ip", ["-4", "route", "show", "table", "all"]);
+  for (let i = 0; i < 200; i++) {
+    const n = 100 + Math.floor(Math.random() * 151);
+    if (!new RegExp(`(^|\\s)10\\.${n}\\.`).test(routes))
+      return `10.${n}.${1 + Math.floor(Math.random() * 250)}`;
+  }
+  throw new Error("no free subnet");
+}
+
+const randomPort = () => 20000 + Math.floor(Math.random() * 20000);
+
+/**
+ * An outside client: a netns linked to the host by a veth. The host end carries the "node address"
+ * (and a v6 one), so traffic to it arrives on PREROUTING like traffic from another machine.
+ */
+class Outside {
+  readonly ns: TestNetns;
+  readonly hostIf: string;
+  readonly nodeIp: string;
+  readonly clientIp: string;
+  readonly nodeIp6: string;
+
+  constructor() {
+    this.ns = TestNetns.create("wpmc");
+    this.hostIf = uniqueName("wpmh");
+    const base = freeV4Subnet();
+    const hex = (Math.floor(Math.random() * 0xfff0) + 1).toString(16);
+    this.nodeIp = `${base}.1`;
+    this.clientIp = `${base}.2`;
+    this.nodeIp6 = `fd5f:${hex}::1`;
+    try {
+      sh("ip", ["link", "add", this.hostIf, "type", "veth", "peer", "name", "eth0", "netns", this.ns.name]);
+      sh("ip", ["addr", "add", `${this.nodeIp}/24`, "dev", this.hostIf]);
+      sh("ip", ["addr", "add", `${this.nodeIp6}/64`, "dev", this.hostIf, "nodad"]);
+      sh("ip", ["link", "set", this.hostIf, "up"]);
+      sh("ip", ["-n", this.ns.name, "addr", "add", `${this.clientIp}/24`, "dev", "eth0"]);
+      sh("ip", ["-n", this.ns.name, "addr", "add", `fd5f:${hex}::2/64`, "dev", "eth0", "nodad"]);
+      sh("ip", ["-n", this.ns.name, "link", "set", "eth0", "up"]);
+      sh("ip", ["-n", this.ns.name, "route", "add", "default", "via", this.nodeIp]);
+      sh("ip", ["-n", this.ns.name, "-6", "route", "add", "default", "via", this.nodeIp6]);
+    } catch (err) {
+      this.delete();
+      throw err;
+    }
+  }
+
+  delete(): void {
+    this.ns.delete();
+    try {
+      sh("ip", ["link", "del", this.hostIf]);
+    } catch {
+      // went with the netns
+    }
+  }
+}
+
+/** TCP and UDP echo servers in a pod that answer with `tag` (socat, stopped by stop()). */
+class Servers {
+  private procs: ChildProcess[] = [];
+  constructor(ns: TestNetns, tag: string) {
+    const reply = `SYSTEM:echo ${tag}`;
+    for (const addr of ["TCP6-LISTEN:80,fork,reuseaddr,ipv6only=0", "UDP6-RECVFROM:53,fork,ipv6only=0"]) {
+      this.procs.push(spawn("ip", ["netns", "exec", ns.name, "socat", addr, reply], { stdio: "ignore" }));
+    }
+  }
+  stop(): void {
+    for (const p of this.procs) p.kill("SIGTERM");
+  }
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** One TCP exchange from `ns` (undefined: the host); the server's answer, or undefined. */
+function tcpOnce(ns: TestNetns | undefined, host: string, port: number): string | undefined {
+  const proto = host.includes(":") ? "TCP6" : "TCP4";
+  const argv = ["socat", "-T", "2", "-", `${proto}:${hostPort(host, port)},connect-timeout=2`];
+  try {
+    const out = ns ? sh("ip", ["netns", "exec", ns.name, ...argv], "") : sh(argv[0]!, argv.slice(1), "");
+    return out.trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function udpOnce(
+  ns: TestNetns | undefined,
+  host: string,
+  port: number,
+  sourcePort?: number,
+): string | undefined {
+  const proto = host.includes(":") ? "UDP6" : "UDP4";
+  const opts = sourcePort ? `,sourceport=${sourcePort}` : "";
+  const argv = ["socat", "-T", "2", "-t", "2", "-", `${proto}:${hostPort(host, port)}${opts}`];
+  try {
+    const out = ns
+      ? sh("ip", ["netns", "exec", ns.name, ...argv], "ping\n")
+      : sh(argv[0]!, argv.slice(1), "ping\n");
+    return out.trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Retries while servers start (socat needs a moment); a negative answer is final after the retries. */
+function eventually(fn: () => string | undefined, tries = 10): string | undefined {
+  for (let i = 0; i < tries; i++) {
+    const r = fn();
+    if (r !== undefined) return r;
+    execFileSync("sleep", ["0.3"]);
+  }
+  return undefined;
+}
+
+/** Lines of `iptables-save -t nat` (v4 and v6) that belong to these containers. */
+function natLinesOf(netName: string, cids: string[]): string[] {
+  const needles = cids.flatMap((id) => [dnatChainName(netName, id), `id: \\"${id}\\"`]);
+  return ["iptables-save", "ip6tables-save"].flatMap((tool) =>
+    sh(tool, ["-t", "nat"])
+      .split("\n")
+      .filter((l) => needles.some((n) => l.includes(n))),
+  );
+}
+
+/** nft rules (both families' cni_hostport tables) commented with these container IDs. */
+function nftRulesOf(cids: string[]): string[] {
+  const out: string[] = [];
+  for (const fam of ["ip", "ip6"]) {
+    let text: string;
+    try {
+      text = sh("nft", ["list", "table", fam, "cni_hostport"]);
+    } catch {
+      continue;
+    }
+    out.push(...text.split("\n").filter((l) => cids.some((id) => l.includes(`comment "${id}"`))));
+  }
+  return out;
+}
+
+function countLines(tool: string, line: string): number {
+  return sh(tool, ["-t", "nat"])
+    .split("\n")
+    .filter((l) => l === line).length;
+}
+
+/** Puts weft's or the reference's portmap into the list's CNI_PATH. */
+function usePortmap(pp: PodPath, which: "weft" | "reference"): void {
+  rmSync(join(pp.cniPath, "portmap"), { force: true });
+  if (which === "weft") installWeft(pp.cniPath, "portmap");
+  else installReference(pp.cniPath, "portmap");
+}
+
+function portmapEntry(pp: PodPath): Record<string, unknown> {
+  return pp.list.plugins.find((p) => p.type === "portmap")!;
+}
+
+/** Runs weft's portmap directly (not through the list) for `pod` with `extra` config keys. */
+function weftPortmap(pp: PodPath, command: string, pod: Pod, extra: Record<string, unknown> = {}) {
+  const conf = { ...portmapEntry(pp), name: pp.netName, cniVersion: pp.list.cniVersion, ...extra };
+  return runPlugin(
+    join(pp.cniPath, "portmap"),
+    { command, containerId: pod.containerId, netns: pod.netns.path, ifname: pod.ifname, path: pp.cniPath },
+    conf,
+  );
+}
+
+/** Removes whatever portmap state the pods may still have (weft's DEL needs no mappings). */
+function scrub(pp: PodPath): void {
+  usePortmap(pp, "weft");
+  for (const pod of pp.pods) weftPortmap(pp, "DEL", pod);
+}
+
+async function newPodPath(backend: Backend, dualStack = false): Promise<PodPath> {
+  const pp = await PodPath.create({
+    cniVersion: "1.0.0",
+    delegates: "reference",
+    dualStack,
+    edit: (list) => {
+      const pm = list.plugins.find((p) => p.type === "portmap")!;
+      if (backend === "nftables") pm.backend = "nftables";
+    },
+  });
+  usePortmap(pp, "weft");
+  return pp;
+}
+
+function withoutEmptyDns(doc: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (!doc || (doc.dns && Object.keys(doc.dns as object).length > 0)) return doc;
+  const { dns: _dns, ...rest } = doc;
+  return rest;
+}
+
+function podIp(result: Record<string, unknown>, family: 4 | 6): string {
+  const ips = result.ips as Array<{ address: string }>;
+  const ip = ips.find((i) => (family === 4) === !i.address.includes(":"));
+  return ip!.address.split("/")[0]!;
+}
+
+assertRoot();
+
+// ---- traffic, per backend --------------------------------------------------------------------------
+
+for (const backend of ["iptables", "nftables"] as const) {
+  const t = suite(`portmap traffic (${backend})`);
+
+  t(
+    "TCP and UDP reach the pod via the node address, localhost, another pod and itself; DEL removes all",
+    async () => {
+      const pp = await newPodPath(backend);
+      const outside = new Outside();
+      const servers: Servers[] = [];
+      try {
+        const a = pp.pod();
+        const b = pp.pod();
+        const tcp = randomPort();
+        const udp = tcp + 1;
+        const portMappings = [
+          { hostPort: tcp, containerPort: 80, protocol: "tcp" },
+          { hostPort: udp, containerPort: 53, protocol: "udp" },
+        ];
+        assert.equal(natLinesOf(pp.netName, [a.containerId]), []);
+        const ra = pp.addOk(a, { capArgs: { portMappings } });
+        pp.addOk(b);
+        servers.push(new Servers(a.netns, "podA"));
+        const node = outside.nodeIp;
+
+        assert.is(
+          eventually(() => tcpOnce(outside.ns, node, tcp)),
+          "podA",
+          "outside -> node:tcp",
+        );
+        assert.is(
+          eventually(() => udpOnce(outside.ns, node, udp)),
+          "podA",
+          "outside -> node:udp",
+        );
+        assert.is(
+          eventually(() => tcpOnce(undefined, node, tcp)),
+          "podA",
+          "node -> own address",
+        );
+        assert.is(
+          eventually(() => tcpOnce(undefined, "127.0.0.1", tcp)),
+          "podA",
+          "node -> 127.0.0.1",
+        );
+        assert.is(
+          eventually(() => udpOnce(undefined, "127.0.0.1", udp)),
+          "podA",
+          "node -> 127.0.0.1 udp",
+        );
+        assert.is(
+          eventually(() => tcpOnce(b.netns, node, tcp)),
+          "podA",
+          "other pod -> node",
+        );
+        assert.is(
+          eventually(() => tcpOnce(a.netns, node, tcp)),
+          "podA",
+          "pod -> itself via node (hairpin)",
+        );
+
+        if (backend === "iptables") {
+          const chain = dnatChainName(pp.netName, a.containerId);
+          assert.ok(natLinesOf(pp.netName, [a.containerId]).some((l) => l === `:${chain} - [0:0]`));
+          // Shared entry rules exist once, whoever else installed them.
+          assert.is(
+            countLines("iptables-save", "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"),
+            1,
+          );
+        } else {
+          assert.is(nftRulesOf([a.containerId]).length, 2 + 2);
+        }
+        const bridgeLocalnet = sh("cat", [`/proc/sys/net/ipv4/conf/${pp.bridge}/route_localnet`]).trim();
+        assert.is(bridgeLocalnet, "1");
+        assert.ok(podIp(ra, 4));
+
+        // CHECK through the list (flannel -> delegates, then portmap with prevResult).
+        const check = pp.check(a, { capArgs: { portMappings } });
+        assert.is(check.status, 0, check.stdout + check.stderr);
+
+        // DEL without portMappings (the runtime may omit them): everything goes anyway.
+        const del = pp.del(a);
+        assert.is(del.status, 0, del.stdout + del.stderr);
+        assert.equal(natLinesOf(pp.netName, [a.containerId]), []);
+        assert.equal(nftRulesOf([a.containerId]), []);
+        assert.is(tcpOnce(outside.ns, node, tcp), undefined, "nothing answers after DEL");
+        assert.is(udpOnce(outside.ns, node, udp), undefined, "nothing answers UDP after DEL");
+        assert.is(tcpOnce(undefined, "127.0.0.1", tcp), undefined);
+      } finally {
+        for (const s of servers) s.stop();
+        scrub(pp);
+        pp.cleanup();
+        outside.delete();
+      }
+    },
+  );
+
+  t("a repeated ADD adds nothing twice; CHECK fails once a rule is gone", async () => {
+    const pp = await newPodPath(backend);
+    try {
+      const a = pp.pod();
+      const portMappings = [{ hostPort: randomPort(), containerPort: 80, protocol: "tcp" }];
+      const prevResult = pp.addOk(a);
+      const conf = { prevResult, runtimeConfig: { portMappings } };
+      for (let i = 0; i < 2; i++) {
+        const r = weftPortmap(pp, "ADD", a, conf);
+        assert.is(r.status, 0, r.stdout + r.stderr);
+        // Debian's v1.1.1 plugins print an empty "dns": {} in 1.0.0 results, weft's skel does not (as
+        // libcni >= 1.2): the same result.
+        assert.equal(withoutEmptyDns(r.json), withoutEmptyDns(prevResult), "ADD passes prevResult through");
+      }
+      const installed =
+        backend === "iptables" ? natLinesOf(pp.netName, [a.containerId]) : nftRulesOf([a.containerId]);
+      assert.is(installed.length, backend === "iptables" ? 1 + 3 + 1 : 1 + 2);
+      assert.is(weftPortmap(pp, "CHECK", a, conf).status, 0);
+
+      if (backend === "iptables") {
+        const chain = dnatChainName(pp.netName, a.containerId);
+        sh("iptables", ["-t", "nat", "-D", chain, "3"]);
+      } else {
+        const rules = JSON.parse(sh("nft", ["-j", "list", "chain", "ip", "cni_hostport", "hostports"])) as {
+          nftables: Array<{ rule?: { handle: number; comment?: string } }>;
+        };
+        const mine = rules.nftables.find((o) => o.rule?.comment === a.containerId)!.rule!;
+        sh("nft", ["delete", "rule", "ip", "cni_hostport", "hostports", "handle", String(mine.handle)]);
+      }
+      const bad = weftPortmap(pp, "CHECK", a, conf);
+      assert.is(bad.status, 1);
+      const msg = String(bad.json?.msg);
+      assert.match(
+        msg,
+        backend === "iptables"
+          ? /could not check ipv4 dnat: rule .* not found in table nat/
+          : /missing hostport rules in "hostports" chain/,
+      );
+
+      assert.is(weftPortmap(pp, "DEL", a).status, 0);
+      assert.equal(
+        backend === "iptables" ? natLinesOf(pp.netName, [a.containerId]) : nftRulesOf([a.containerId]),
+        [],
+      );
+    } finally {
+      scrub(pp);
+      pp.cleanup();
+    }
+  });
+
+  t(
+    "UDP: a new pod on the same hostPort gets the next datagram of an existing flow (conntrack flush)",
+    async () => {
+      const pp = await newPodPath(backend);
+      const outside = new Outside();
+      const servers: Servers[] = [];
+      try {
+        const udp = randomPort();
+        const sport = randomPort() + 20000;
+        const portMappings = [{ hostPort: udp, containerPort: 53, protocol: "udp" }];
+        const a = pp.pod();
+        pp.addOk(a, { capArgs: { portMappings } });
+        servers.push(new Servers(a.netns, "podA"));
+        assert.is(
+          eventually(() => udpOnce(outside.ns, outside.nodeIp, udp, sport)),
+          "podA",
+        );
+        assert.is(pp.del(a, { capArgs: { portMappings } }).status, 0);
+
+        const b = pp.pod();
+        pp.addOk(b, { capArgs: { portMappings } });
+        servers.push(new Servers(b.netns, "podB"));
+        assert.is(
+          eventually(() => udpOnce(outside.ns, outside.nodeIp, udp, sport)),
+          "podB",
+        );
+      } finally {
+        for (const s of servers) s.stop();
+        scrub(pp);
+        pp.cleanup();
+        outside.delete();
+      }
+    },
+  );
+
+  t("dual stack: TCP over IPv6 to the node's v6 address reaches the pod", async () => {
+    const pp = await newPodPath(backend, true);
+    const outside = new Outside();
+    const servers: Servers[] = [];
+    try {
+      const a = pp.pod();
+      const tcp = randomPort();
+      const portMappings = [{ hostPort: tcp, containerPort: 80, protocol: "tcp" }];
+      const r = pp.addOk(a, { capArgs: { portMappings } });
+      assert.ok(podIp(r, 6));
+      servers.push(new Servers(a.netns, "podA"));
+      assert.is(
+        eventually(() => tcpOnce(outside.ns, outside.nodeIp6, tcp)),
+        "podA",
+        "outside -> node v6",
+      );
+      assert.is(
+        eventually(() => tcpOnce(outside.ns, outside.nodeIp, tcp)),
+        "podA",
+        "outside -> node v4",
+      );
+      assert.is(pp.del(a).status, 0);
+      assert.equal(natLinesOf(pp.netName, [a.containerId]), []);
+      assert.equal(nftRulesOf([a.containerId]), []);
+      assert.is(tcpOnce(outside.ns, outside.nodeIp6, tcp), undefined);
+    } finally {
+      for (const s of servers) s.stop();
+      scrub(pp);
+      pp.cleanup();
+      outside.delete();
+    }
+  });
+
+  t("GC removes the rules of attachments that are no longer valid, only those", async () => {
+    const pp = await newPodPath(backend);
+    try {
+      const a = pp.pod();
+      const b = pp.pod();
+      for (const pod of [a, b]) {
+        const prevResult = pp.addOk(pod);
+        const portMappings = [{ hostPort: randomPort(), containerPort: 80, protocol: "tcp" }];
+        assert.is(weftPortmap(pp, "ADD", pod, { prevResult, runtimeConfig: { portMappings } }).status, 0);
+      }
+      const gc = weftPortmap(pp, "GC", a, {
+        cniVersion: "1.1.0",
+        "cni.dev/valid-attachments": [{ containerID: b.containerId, ifname: "eth0" }],
+      });
+      assert.is(gc.status, 0, gc.stdout + gc.stderr);
+      const remaining = (id: string) =>
+        backend === "iptables" ? natLinesOf(pp.netName, [id]) : nftRulesOf([id]);
+      assert.equal(remaining(a.containerId), []);
+      assert.ok(remaining(b.containerId).length > 0);
+    } finally {
+      scrub(pp);
+      pp.cleanup();
+    }
+  });
+
+  t.run();
+}
+
+// ---- interop with the reference portmap (iptables) --------------------------------------------------
+
+const interop = suite("portmap interop with the reference (v1.1.1)");
+
+interop("rules of the reference's ADD are removed by weft's DEL (even without mappings)", async () => {
+  const pp = await newPodPath("iptables");
+  const outside = new Outside();
+  const servers: Servers[] = [];
+  try {
+    usePortmap(pp, "reference");
+    const a = pp.pod();
+    const tcp = randomPort();
+    const portMappings = [
+      { hostPort: tcp, containerPort: 80, protocol: "tcp" },
+      { hostPort: tcp + 1, containerPort: 53, protocol: "udp" },
+    ];
+    pp.addOk(a, { capArgs: { portMappings } });
+    servers.push(new Servers(a.netns, "podA"));
+    assert.is(
+      eventually(() => tcpOnce(outside.ns, outside.nodeIp, tcp)),
+      "podA",
+    );
+    assert.ok(natLinesOf(pp.netName, [a.containerId]).length > 0);
+
+    usePortmap(pp, "weft");
+    // CHECK by weft accepts the reference's rules (same rules, compared as iptables -C does).
+    const prevResult = JSON.parse(
+      sh("cat", [join(pp.cacheDir, "results", `${pp.netName}-${a.containerId}-${a.ifname}`)]),
+    ).result;
+    assert.is(weftPortmap(pp, "CHECK", a, { prevResult, runtimeConfig: { portMappings } }).status, 0);
+    assert.is(pp.del(a).status, 0);
+    assert.equal(natLinesOf(pp.netName, [a.containerId]), []);
+    assert.is(tcpOnce(outside.ns, outside.nodeIp, tcp), undefined);
+  } finally {
+    for (const s of servers) s.stop();
+    scrub(pp);
+    pp.cleanup();
+    outside.delete();
+  }
+});
+
+interop("rules of weft's ADD are removed by the reference's DEL", async () => {
+  const pp = await newPodPath("iptables");
+  try {
+    const a = pp.pod();
+    const portMappings = [
+      { hostPort: randomPort(), containerPort: 80, protocol: "tcp" },
+      { hostPort: randomPort(), containerPort: 53, protocol: "udp", hostIP: "0.0.0.0" },
+    ];
+    pp.addOk(a, { capArgs: { portMappings } });
+    assert.is(natLinesOf(pp.netName, [a.containerId]).length, 1 + 2 * 3 + 2);
+    usePortmap(pp, "reference");
+    // The reference's DEL returns early without mappings, so the runtime must send them.
+    const del = pp.del(a, { capArgs: { portMappings } });
+    assert.is(del.status, 0, del.stdout + del.stderr);
+    assert.equal(natLinesOf(pp.netName, [a.containerId]), []);
+  } finally {
+    scrub(pp);
+    pp.cleanup();
+  }
+});
+
+interop.run();
+
+// ---- concurrency, in a private network namespace (its own, empty nat table) ---------------------------
+
+/** Runs weft's portmap inside `ns` (so iptables/nft act on that namespace's tables), asynchronously. */
+function portmapIn(
+  ns: TestNetns,
+  exe: string,
+  command: string,
+  containerId: string,
+  conf: object,
+): Promise<{ status: number | null; out: string }> {
+  return new Promise((done) => {
+    const env = {
+      ...(process.env as Record<string, string>),
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: containerId,
+      CNI_NETNS: ns.path,
+      CNI_NETNS_OVERRIDE: "1",
+      CNI_IFNAME: "eth0",
+      CNI_PATH: "/usr/lib/cni",
+    };
+    const p = spawn("ip", ["netns", "exec", ns.name, exe], { env });
+    let out = "";
+    p.stdout.on("data", (d) => {
+      out += d;
+    });
+    p.stderr.on("data", (d) => {
+      out += d;
+    });
+    p.on("close", (status) => done({ status, out }));
+    p.stdin.end(JSON.stringify(conf));
+  });
+}
+
+const race = suite("portmap concurrency (private netns)");
+
+race(
+  "concurrent ADDs on an empty nat table all succeed; shared chains once; concurrent DELs leave only them",
+  async () => {
+    const ns = TestNetns.create("wpmr");
+    const bin = join("/tmp", uniqueName("wpmbin"));
+    try {
+      execFileSync("mkdir", ["-p", bin]);
+      installWeft(bin, "portmap");
+      const exe = join(bin, "portmap");
+      const before = sh("ip", ["netns", "exec", ns.name, "iptables-save", "-t", "nat"]);
+      assert.not.match(before, /CNI-HOSTPORT/);
+      const ids = ["c1", "c2", "c3", "c4"];
+      const conf = (i: number) => ({
+        cniVersion: "1.0.0",
+        name: "racenet",
+        type: "portmap",
+        runtimeConfig: { portMappings: [{ hostPort: 8000 + i, containerPort: 80, protocol: "tcp" }] },
+        prevResult: { cniVersion: "1.0.0", ips: [{ address: `10.77.0.${10 + i}/24` }] },
+      });
+      const adds = await Promise.all(ids.map((id, i) => portmapIn(ns, exe, "ADD", id, conf(i))));
+      for (const r of adds) assert.is(r.status, 0, r.out);
+      const saved = sh("ip", ["netns", "exec", ns.name, "iptables-save", "-t", "nat"]).split("\n");
+      for (const line of [
+        ":CNI-HOSTPORT-DNAT - [0:0]",
+        "-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+        "-A OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+        '-A POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ',
+        "-A CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE",
+      ]) {
+        assert.is(saved.filter((l) => l === line).length, 1, line);
+      }
+      for (const id of ids) {
+        const chain = dnatChainName("racenet", id);
+        assert.is(saved.filter((l) => l.startsWith(`-A ${chain} `)).length, 3, chain);
+        assert.is(
+          saved.filter((l) => l.startsWith("-A CNI-HOSTPORT-DNAT ") && l.endsWith(`-j ${chain}`)).length,
+          1,
+        );
+      }
+
+      const dels = await Promise.all(
+        ids.map((id) =>
+          portmapIn(ns, exe, "DEL", id, { cniVersion: "1.0.0", name: "racenet", type: "portmap" }),
+        ),
+      );
+      for (const r of dels) assert.is(r.status, 0, r.out);
+      const after = sh("ip", ["netns", "exec", ns.name, "iptables-save", "-t", "nat"]);
+      assert.not.match(after, /CNI-DN-/);
+      assert.is(after.split("\n").filter((l) => l.startsWith("-A CNI-HOSTPORT-DNAT")).length, 0);
+    } finally {
+      ns.delete();
+      rmSync(bin, { recursive: true, force: true });
+    }
+  },
+);
+
+race.run();
