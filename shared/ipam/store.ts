@@ -207,7 +207,9 @@ export class ReservationStore {
   }
 
   private writeLastReserved(rangeId: number, name: string): void {
-    const tmp = this.writeTemp(name);
+    // Only a hint for round robin: after a crash an empty or stale file just restarts the walk at
+    // rangeStart, so it is renamed into place without paying for an fsync.
+    const tmp = this.writeTemp(name, false);
     try {
       renameSync(tmp, join(this.dir, `${LAST_RESERVED_PREFIX}${rangeId}`));
     } catch (err) {
@@ -216,14 +218,14 @@ export class ReservationStore {
     }
   }
 
-  /** A new file with `content`, mode 0600, flushed to disk before anyone can see it under a real name. */
-  private writeTemp(content: string): string {
+  /** A new file with `content`, mode 0600, flushed to disk (when `durable`) before it gets a real name. */
+  private writeTemp(content: string, durable = true): string {
     tempSeq += 1;
     const tmp = join(this.dir, `${TEMP_PREFIX}${process.pid}-${Date.now().toString(36)}-${tempSeq}`);
     const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
     try {
       writeFileSync(fd, content);
-      fsyncSync(fd);
+      if (durable) fsyncSync(fd);
     } catch (err) {
       closeSync(fd);
       unlinkQuiet(tmp);
