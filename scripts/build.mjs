@@ -20,8 +20,10 @@ import {
   existsSync,
   linkSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   renameSync,
+  rmdirSync,
   rmSync,
   statSync,
 } from "node:fs";
@@ -143,19 +145,20 @@ async function packageSea({ bundlePath, output, node, version, scratch, codeCach
   const lines = [];
   const saved = { info: log.info, warn: log.warn, error: log.error };
   for (const k of Object.keys(saved)) log[k] = (text) => lines.push(`${k}: ${text}`);
-  const savedEnv = { PATH: process.env.PATH, TMPDIR: process.env.TMPDIR, yes: process.env.npm_config_yes };
-  // `node --experimental-sea-config` (and `npx`) run from PATH: make that our Node 22.
-  process.env.PATH = `${dirname(node)}:${process.env.PATH ?? "/usr/bin:/bin"}`;
-  // pkg works in <tmpdir>/pkg-sea/<time> and runs `npx postject` there; npx only finds a locally
-  // installed postject by walking up from its working directory, so the work dir lives inside the project.
-  process.env.TMPDIR = scratch;
-  if (!postjectInstalled()) {
-    process.stderr.write(
-      "build: postject is not in node_modules; npx fetches it from the npm registry " +
-        "(add postject to devDependencies to build without any network)\n",
-    );
-    process.env.npm_config_yes = "true";
-  }
+  const env = {
+    // `node --experimental-sea-config` (and `npx`) run from PATH: make that our Node 22.
+    PATH: `${dirname(node)}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+    // pkg works in <tmpdir>/pkg-sea/<time> and runs `npx postject` there; npx finds a locally installed
+    // postject only by walking up from its working directory, so the work dir lives inside the project.
+    TMPDIR: scratch,
+    // A fresh HOME has no ~/.npmrc: without this npx asks the registry for a newer npm on every build.
+    npm_config_update_notifier: "false",
+    npm_config_fund: "false",
+    npm_config_audit: "false",
+    ...postjectSource(scratch),
+  };
+  const savedEnv = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
   try {
     await sea(bundlePath, {
       targets: [{ nodeRange: `node${version.slice(1)}`, platform: "linux", arch: "x64", output }],
@@ -171,9 +174,7 @@ async function packageSea({ bundlePath, output, node, version, scratch, codeCach
     fail(`pkg --sea failed: ${err.message}`, lines.join("\n"));
   } finally {
     Object.assign(log, saved);
-    restoreEnv("PATH", savedEnv.PATH);
-    restoreEnv("TMPDIR", savedEnv.TMPDIR);
-    restoreEnv("npm_config_yes", savedEnv.yes);
+    for (const [k, v] of Object.entries(savedEnv)) restoreEnv(k, v);
   }
   return lines;
 }
@@ -183,8 +184,25 @@ function restoreEnv(key, value) {
   else process.env[key] = value;
 }
 
-function postjectInstalled() {
-  return existsSync(join(root, "node_modules", ".bin", "postject"));
+/**
+ * How pkg's `npx postject` gets postject. Installed (devDependency): npx runs it offline. Missing: npx
+ * may fetch it from the npm registry; it is fetched here first so a failure is reported, since pkg
+ * ignores a failed injection.
+ */
+function postjectSource(scratch) {
+  if (existsSync(join(root, "node_modules", ".bin", "postject"))) return { npm_config_offline: "true" };
+  process.stderr.write(
+    "build: postject is not in node_modules; fetching it from the npm registry with npx " +
+      "(add postject to devDependencies to build without any network)\n",
+  );
+  const env = { npm_config_yes: "true", npm_config_update_notifier: "false" };
+  const r = spawnSync("npx", ["postject", "--help"], {
+    cwd: scratch,
+    env: { ...process.env, ...env },
+    encoding: "utf8",
+  });
+  if (r.status !== 0) fail("cannot get postject with npx", `${r.error?.message ?? ""}${r.stdout}${r.stderr}`);
+  return env;
 }
 
 /** The packaged file must answer as weft (a bare copy of node would print its own version). */
@@ -230,6 +248,27 @@ function install(tmp, out) {
   }
 }
 
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === "EPERM";
+  }
+}
+
+/** What an interrupted build left: its scratch dir and its `.<name>.<pid>.tmp` files in the output. */
+function removeLeftovers(scratchRoot, out) {
+  for (const entry of readdirSync(scratchRoot)) {
+    if (/^\d+$/.test(entry) && !alive(Number(entry)))
+      rmSync(join(scratchRoot, entry), { recursive: true, force: true });
+  }
+  for (const entry of readdirSync(out)) {
+    const m = /^\.[\w-]+\.(\d+)\.tmp$/.exec(entry);
+    if (m && !alive(Number(m[1]))) rmSync(join(out, entry), { force: true });
+  }
+}
+
 async function main() {
   const started = process.hrtime.bigint();
   const { out, codeCache, minify } = parseArgs(process.argv.slice(2));
@@ -239,9 +278,9 @@ async function main() {
 
   // Per-process scratch under node_modules/.cache, so concurrent builds never share files.
   const scratch = join(root, "node_modules", ".cache", "weft-build", String(process.pid));
-  rmSync(scratch, { recursive: true, force: true });
   mkdirSync(scratch, { recursive: true });
   mkdirSync(out, { recursive: true });
+  removeLeftovers(dirname(scratch), out);
   const tmpExe = join(out, `.${EXECUTABLE}.${process.pid}.tmp`);
   try {
     const bundlePath = join(scratch, "weft.cjs");
@@ -271,6 +310,11 @@ async function main() {
   } finally {
     rmSync(tmpExe, { force: true });
     rmSync(scratch, { recursive: true, force: true });
+    try {
+      rmdirSync(dirname(scratch)); // only when no other build is using it
+    } catch {
+      // another build's scratch is still there
+    }
   }
 }
 
