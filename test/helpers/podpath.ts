@@ -271,12 +271,27 @@ export class PodPath {
       flannel.ipam = { ...(flannel.ipam as object), dataDir: join(root, "ipam") };
       o.edit?.(list);
       mkdirSync(join(root, "net.d"));
-      writeFileSync(join(root, "net.d", `10-${list.name}.conflist`), JSON.stringify(list, null, 2));
-      return new PodPath(root, list, delegates, dir, sources, net);
+      const pp = new PodPath(root, list, delegates, dir, sources, net);
+      pp.writeList();
+      return pp;
     } catch (err) {
       rmSync(root, { recursive: true, force: true });
       throw err;
     }
+  }
+
+  /** (Re)writes the conflist file from `list`. */
+  writeList(): void {
+    writeFileSync(join(this.confDir, `10-${this.list.name}.conflist`), JSON.stringify(this.list, null, 2));
+  }
+
+  /**
+   * Changes the list's cniVersion in place. Debian's libcni (v1.1.2) cannot read 1.1.0 results, so
+   * tests ADD at 1.0.0 and switch to 1.1.0 only for GC and STATUS, which return no result.
+   */
+  setCniVersion(version: string): void {
+    this.list.cniVersion = version;
+    this.writeList();
   }
 
   get netName(): string {
