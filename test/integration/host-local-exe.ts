@@ -59,7 +59,8 @@ export function callPlugin(exe: string, call: Call, conf: object): Promise<Outco
   if (call.netns !== undefined) env.CNI_NETNS = call.netns;
   if (call.args !== undefined) env.CNI_ARGS = call.args;
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(exe, [], { env, stdio: ["pipe", "pipe", "pipe"] });
+    // A hung call (a lock never released) fails the test instead of hanging the suite.
+    const child = spawn(exe, [], { env, stdio: ["pipe", "pipe", "pipe"], timeout: 120_000 });
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => {
