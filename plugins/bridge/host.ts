@@ -258,7 +258,9 @@ async function settleBridgeAddresses(
 async function replaceStalePodLink(n: BridgeSettings, pod: PodRef, log: Logger): Promise<boolean> {
   const reads = await ipBatch([linkShow(pod.ifname)], { netns: pod.netns, details: true }).catch(() => []);
   const link = reads[0]?.[0] as LinkRecord | undefined;
-  if (!link || kindOf(link) !== "veth" || link.link_index === undefined) return false;
+  // A peer in the pod itself has no link_netnsid; its ifindex means nothing on the host.
+  if (!link || kindOf(link) !== "veth" || link.link_index === undefined || link.link_netnsid === undefined)
+    return false;
   const hostPort = bridgePortIndexes(n.brName).get(link.link_index);
   if (!hostPort) return false;
   log.warn("replacing the pod interface left by an earlier ADD", { ifname: pod.ifname, hostVeth: hostPort });

@@ -18,6 +18,8 @@ export interface LinkRecord {
   master?: string;
   /** The peer's ifindex for a veth (in the peer's namespace). */
   link_index?: number;
+  /** Set when the peer is in another namespace (its id as seen from this one). */
+  link_netnsid?: number;
   promiscuity?: number;
   linkinfo?: {
     info_kind?: string;
