@@ -1,17 +1,15 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /**
  * The libcni test client (test/tools/cnitool/main.go): built on demand from Debian's golang-go and
- * golang-github-appc-cni-dev (GOPATH mode, offline) into a cache dir, rebuilt only when its source or the
- * Go toolchain changes, then run like upstream cnitool. Tests drive whole conflists through it, as
+ * golang-github-appc-cni-dev (GOPATH mode, offline) into a cache dir, rebuilt only when its source, libcni
+ * or the Go toolchain changes, then run like upstream cnitool. Tests drive whole conflists through it, as
  * kubelet/containerd would.
  */
-
-const GOPATH_SYSTEM = "/usr/share/gocode";
 
 /** The checkout: WEFT_REPO_ROOT, else the first directory up from here or the cwd holding the tool source. */
 export function repoRoot(): string {
@@ -33,54 +31,20 @@ export function toolsDir(): string {
 
 let built: string | undefined;
 
-/** The cnitool binary, building it first when missing or out of date. */
+/** The cnitool binary, built first (test/tools/cnitool/build.sh) when missing or out of date. */
 export function cnitoolPath(): string {
   if (built) return built;
-  const src = join(repoRoot(), "test", "tools", "cnitool", "main.go");
-  const goVersion = execFileSync("go", ["version"], { encoding: "utf8" }).trim();
-  const libcni = join(GOPATH_SYSTEM, "src/github.com/containernetworking/cni/libcni/api.go");
-  if (!existsSync(libcni)) {
-    throw new Error(
-      `libcni source missing (${libcni}): install golang-github-appc-cni-dev (scripts/host-deps.sh)`,
-    );
-  }
-  const stamp = createHash("sha256")
-    .update(readFileSync(src))
-    .update(goVersion)
-    .update(readFileSync(libcni))
-    .digest("hex");
-  const dir = join(toolsDir(), "cnitool");
-  const bin = join(dir, "cnitool");
-  const stampFile = join(dir, "cnitool.sha256");
-  if (existsSync(bin) && existsSync(stampFile) && readFileSync(stampFile, "utf8") === stamp) {
-    built = bin;
-    return bin;
-  }
-  mkdirSync(dir, { recursive: true });
-  const tmp = `${bin}.tmp-${process.pid}`;
-  const gopath = join(dir, "gopath");
+  const script = join(repoRoot(), "test", "tools", "cnitool", "build.sh");
   try {
-    execFileSync("go", ["build", "-o", tmp, src], {
-      env: {
-        ...process.env,
-        GO111MODULE: "off",
-        GOPATH: `${gopath}:${GOPATH_SYSTEM}`,
-        GOCACHE: join(dir, "gocache"),
-        GOFLAGS: "",
-        CGO_ENABLED: "0",
-      },
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    // Rename into place so concurrent test runs never execute a half-written binary.
-    renameSync(tmp, bin);
-    writeFileSync(stampFile, stamp);
+    built = execFileSync("bash", [script, join(toolsDir(), "cnitool")], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    }).trim();
   } catch (err) {
-    rmSync(tmp, { force: true });
-    const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? "";
+    const stderr = (err as { stderr?: string }).stderr ?? "";
     throw new Error(`building cnitool failed: ${(err as Error).message}\n${stderr}`);
   }
-  built = bin;
-  return bin;
+  return built;
 }
 
 export type CnitoolVerb = "add" | "check" | "del" | "gc" | "status";
