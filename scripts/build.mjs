@@ -7,9 +7,11 @@
 //
 // The two --no-* switches exist only to measure what code cache and minification buy (bench-startup).
 //
-// Why pkg's SEA API rather than its CLI: `pkg --sea -t nodeX.Y.Z-linux-x64` (6.14) always fetches
-// SHASUMS256.txt from nodejs.org to verify the archive in ~/.pkg-cache/sea, even when the archive is
-// already there, so it cannot run offline; and the CLI passes no SEA config, so `useCodeCache` stays off.
+// Why pkg's SEA API rather than its CLI: `pkg --sea -t node22.23.3-linux-x64` (pkg 6.14) looks for
+// ~/.pkg-cache/sea/node-22.23.3-linux-x64.tar.gz (no "v", no `.ok` marker; a bare `-t node22` first
+// asks nodejs.org which 22.x is newest), and even when that archive is there it fetches SHASUMS256.txt
+// from nodejs.org to verify it, so it cannot run offline; the CLI also passes no SEA config, so
+// `useCodeCache` stays off.
 // Its `sea()` function takes both `nodePath` (use this Node binary, no download) and `seaConfig`; it still
 // does the real work: writes the sea-config, generates the blob with `node --experimental-sea-config`
 // (the Node 22 first on PATH, so blob, code cache and runtime come from the same binary) and injects it
@@ -34,8 +36,8 @@ import { fileURLToPath } from "node:url";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(join(root, "package.json"));
 
-export const EXECUTABLE = "weft";
-export const LINKS = ["flannel", "bridge", "host-local", "portmap", "weftd"];
+const EXECUTABLE = "weft";
+const LINKS = ["flannel", "bridge", "host-local", "portmap", "weftd"];
 
 class BuildError extends Error {
   constructor(message, detail) {
