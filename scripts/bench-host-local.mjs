@@ -9,7 +9,7 @@
 // packaged build it falls back to the compiled multi-call entry (build/cli/multicall.js, `npm run
 // compile`), run with the current node, which the table then says. --dual benchmarks a dual-stack config.
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,7 +40,8 @@ function weftExecutable(opts, scratch) {
   const packaged = join(binDir, "host-local");
   if (existsSync(packaged)) return { exe: packaged, label: `${packaged} (packaged)` };
   const multicall = join(root, "build", "cli", "multicall.js");
-  if (!existsSync(multicall)) throw new Error(`no ${packaged} and no ${multicall}: npm run build (or compile) first`);
+  if (!existsSync(multicall))
+    throw new Error(`no ${packaged} and no ${multicall}: npm run build (or compile) first`);
   const exe = join(scratch, "host-local");
   writeFileSync(
     exe,
@@ -54,9 +55,20 @@ function weftExecutable(opts, scratch) {
 function benchNetns() {
   const name = `weft-bench-hl-${process.pid}`;
   if (process.getuid?.() === 0 && spawnSync("ip", ["netns", "add", name]).status === 0) {
-    return { path: `/var/run/netns/${name}`, env: {}, cleanup: () => spawnSync("ip", ["netns", "del", name]) };
+    return {
+      path: `/var/run/netns/${name}`,
+      env: {},
+      cleanup: () => spawnSync("ip", ["netns", "del", name]),
+    };
   }
   return { path: "/proc/self/ns/net", env: { CNI_NETNS_OVERRIDE: "1" }, cleanup: () => undefined };
+}
+
+/** CPU time (user + system) of this process's waited-for children so far, in ms (proc(5) cutime, cstime). */
+function childrenCpuMs() {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / 100;
 }
 
 function call(exe, command, id, conf, netns) {
@@ -69,11 +81,12 @@ function call(exe, command, id, conf, netns) {
     CNI_PATH: dirname(exe),
     ...netns.env,
   };
+  const cpu0 = childrenCpuMs();
   const t0 = performance.now();
   const r = spawnSync(exe, [], { env, input: conf, encoding: "utf8" });
   const ms = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${exe} ${command} ${id} failed (${r.status}): ${r.stdout}${r.stderr}`);
-  return ms;
+  return { ms, cpu: childrenCpuMs() - cpu0 };
 }
 
 function quantile(xs, q) {
@@ -99,17 +112,28 @@ function main() {
       ipam: { type: "host-local", dataDir: join(scratch, "data"), ranges },
     });
     const subjects = [
-      { name: "weft", exe: weft.exe, add: [], del: [] },
-      { name: "reference", exe: opts.ref, add: [], del: [] },
+      { name: "weft", exe: weft.exe, add: [], del: [], version: [], cpu: { add: 0, del: 0, version: 0 } },
+      {
+        name: "reference",
+        exe: opts.ref,
+        add: [],
+        del: [],
+        version: [],
+        cpu: { add: 0, del: 0, version: 0 },
+      },
     ];
     for (let round = 0; round < opts.warmup + opts.runs; round++) {
       for (const s of subjects) {
         const id = `bench-${s.name}-${round}`;
         const add = call(s.exe, "ADD", id, conf, netns);
         const del = call(s.exe, "DEL", id, conf, netns);
+        // VERSION does no IPAM work: the process start-up floor of the same executable.
+        const version = call(s.exe, "VERSION", id, "", netns);
         if (round >= opts.warmup) {
-          s.add.push(add);
-          s.del.push(del);
+          for (const [k, v] of Object.entries({ add, del, version })) {
+            s[k].push(v.ms);
+            s.cpu[k] += v.cpu;
+          }
         }
       }
     }
@@ -117,12 +141,16 @@ function main() {
     process.stdout.write(
       `host-local ADD/DEL as separate processes, ${opts.runs} runs (+${opts.warmup} warm-up), ${opts.dual ? "dual-stack" : "IPv4 /16"}\n` +
         `weft: ${weft.label}\nreference: ${opts.ref}\n\n` +
-        `subject       ADD med  ADD p90  DEL med  DEL p90  ADD+DEL med (ms)\n`,
+        "wall-clock median / p90 and mean CPU (user+sys of the plugin and its children), in ms\n" +
+        `subject      ADD med  ADD p90  ADD cpu  DEL med  DEL p90  DEL cpu  ADD+DEL med  VERSION med\n`,
     );
+    const n = opts.runs;
     for (const s of subjects) {
       const both = s.add.map((a, i) => a + s.del[i]);
       process.stdout.write(
-        `${s.name.padEnd(12)}${fmt(quantile(s.add, 0.5))}  ${fmt(quantile(s.add, 0.9))}  ${fmt(quantile(s.del, 0.5))}  ${fmt(quantile(s.del, 0.9))}  ${fmt(quantile(both, 0.5))}\n`,
+        `${s.name.padEnd(11)}${fmt(quantile(s.add, 0.5))}  ${fmt(quantile(s.add, 0.9))}  ${fmt(s.cpu.add / n)}  ` +
+          `${fmt(quantile(s.del, 0.5))}  ${fmt(quantile(s.del, 0.9))}  ${fmt(s.cpu.del / n)}  ` +
+          `${fmt(quantile(both, 0.5)).padStart(11)}  ${fmt(quantile(s.version, 0.5)).padStart(11)}\n`,
       );
     }
   } finally {
