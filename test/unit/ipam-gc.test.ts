@@ -110,6 +110,17 @@ test("usage counts reservations per set, gateway excluded; a full set is exhaust
   assert.is(exhaustedRangeSet(cfg), undefined);
 });
 
+test("capacity: a gateway outside rangeStart-rangeEnd costs nothing, one inside costs one", () => {
+  const { cfg } = setup([
+    [{ subnet: "10.0.0.0/24", rangeStart: "10.0.0.100", rangeEnd: "10.0.0.102" }],
+    [{ subnet: "10.0.1.0/24", rangeStart: "10.0.1.100", rangeEnd: "10.0.1.102", gateway: "10.0.1.101" }],
+  ]);
+  assert.equal(
+    rangeSetUsage(cfg).map((u) => u.capacity),
+    [3n, 2n],
+  );
+});
+
 test("usage of a network never used reads nothing and creates nothing", () => {
   const { dir, cfg } = setup([[{ subnet: "10.0.0.0/30" }]]);
   rmSync(dir, { recursive: true });
