@@ -10,7 +10,13 @@ import {
   conflictingAddrs,
   hasAddr,
 } from "../../shared/net/addr.js";
-import { bridgeAdd, bridgePortIndexes, bridgePortSet, bridgePorts } from "../../shared/net/bridge.js";
+import {
+  bridgeAdd,
+  bridgePortIndexes,
+  bridgePortSet,
+  bridgePorts,
+  setPortVlans,
+} from "../../shared/net/bridge.js";
 import { IpBatchError, type IpCommand, ipBatch } from "../../shared/net/ip.js";
 import {
   kindOf,
@@ -186,6 +192,17 @@ export async function attachPod(
       if (err.index === -1) throw new CniError(ErrorCode.Internal, err.reason);
       if (err.index < p.vethAt) throw bridgeError(n.brName, err.message);
       throw new CniError(ErrorCode.Internal, err.message);
+    }
+    if (n.vlan !== 0 || n.vlans.length > 0) {
+      try {
+        await setPortVlans(n.brName, hostVeth, {
+          vlan: n.vlan,
+          trunk: n.vlans,
+          removeDefault: !n.preserveDefaultVlan,
+        });
+      } catch (err) {
+        throw new CniError(ErrorCode.Internal, (err as Error).message);
+      }
     }
     trySysctl(`net/ipv6/conf/${n.brName}/accept_ra`, "0");
     trySysctl(`net/ipv6/conf/${hostVeth}/accept_ra`, "0");

@@ -1,6 +1,7 @@
 import { readdirSync } from "node:fs";
 import type { IpCommand } from "./ip.js";
 import { q, sysAttr } from "./link.js";
+import { run } from "./run.js";
 
 /** Linux bridges and their ports: `ip link` lines for a batch and sysfs reads of the host's bridges. */
 
@@ -56,4 +57,34 @@ export function bridgePortIndexes(bridge: string): Map<number, string> {
 export function portHairpin(port: string): boolean | undefined {
   const v = sysAttr(port, "brport/hairpin_mode");
   return v === undefined ? undefined : v === "1";
+}
+
+export interface PortVlans {
+  /** Access VLAN: added as PVID, untagged. */
+  vlan?: number;
+  /** Trunk VLANs: added tagged. */
+  trunk?: number[];
+  /** Remove the VLAN(s) the port got by default first. */
+  removeDefault?: boolean;
+}
+
+/**
+ * VLANs of a bridge port, through one `bridge -batch -` (ip has no VLAN filter commands). The default
+ * VLAN a new port gets is the bridge's default_pvid.
+ */
+export async function setPortVlans(bridge: string, port: string, v: PortVlans): Promise<void> {
+  const lines: string[] = [];
+  if (v.removeDefault) {
+    const pvid = Number(sysAttr(bridge, "bridge/default_pvid") ?? "1");
+    if (pvid > 0) lines.push(`vlan del dev ${q(port)} vid ${pvid}`);
+  }
+  if (v.vlan) lines.push(`vlan add dev ${q(port)} vid ${v.vlan} pvid untagged`);
+  for (const id of v.trunk ?? []) lines.push(`vlan add dev ${q(port)} vid ${id}`);
+  if (lines.length === 0) return;
+  try {
+    await run("bridge", ["-batch", "-"], { input: `${lines.join("\n")}\n` });
+  } catch (err) {
+    const msg = (err as { result?: { stderr?: string } }).result?.stderr?.trim() || (err as Error).message;
+    throw new Error(`failed to setup vlan tag on interface ${JSON.stringify(port)}: ${msg}`);
+  }
 }
