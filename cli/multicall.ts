@@ -9,6 +9,8 @@ import { PLUGINS } from "./plugins.js";
  */
 async function main(): Promise<void> {
   const name = process.env.WEFT_MULTICALL_NAME || basename(process.argv0);
+  // Delegates inherit our environment; they must pick their own name, not ours.
+  delete process.env.WEFT_MULTICALL_NAME;
   const plugin = PLUGINS[name];
   if (plugin) {
     registerBuiltinPlugins(PLUGINS);

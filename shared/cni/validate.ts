@@ -1,12 +1,28 @@
+import { createHash } from "node:crypto";
 import type { Ajv as AjvClass, ErrorObject, ValidateFunction } from "ajv";
 import { CniError, ErrorCode } from "./errors.js";
 import type { JsonSchema } from "./schemas.js";
 
 let ajv: AjvClass | undefined;
 const compiled = new WeakMap<JsonSchema, ValidateFunction>();
+let precompiled: Record<string, ValidateFunction> = {};
+
+/** The key a schema's precompiled validator is filed under: its content, so no schema needs an id. */
+export function schemaKey(schema: JsonSchema): string {
+  return createHash("sha1").update(JSON.stringify(schema)).digest("hex");
+}
+
+/**
+ * The packaged executable registers validators generated at build time by ajv's standalone code
+ * (scripts/gen-validators.mjs): compiling schemas at run time costs more than the rest of an ADD.
+ */
+export function registerPrecompiled(validators: Record<string, ValidateFunction>): void {
+  precompiled = validators;
+}
 
 async function compile(schema: JsonSchema): Promise<ValidateFunction> {
-  const fn = compiled.get(schema);
+  const fn = compiled.get(schema) ?? precompiled[schemaKey(schema)];
+  if (fn) compiled.set(schema, fn);
   if (!fn) {
     if (!ajv) {
       // Loaded on first use only, so VERSION and the about text never pay for ajv.
