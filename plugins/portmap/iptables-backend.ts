@@ -75,6 +75,42 @@ function entryLines(saved: string, c: Chain): string[] {
   return out;
 }
 
+/**
+ * The transaction for the usual ADD, planned without reading the table: it commits only if every shared
+ * rule and entry rule is in place (`-C`, as the reference's InsertUnique checks) and the container
+ * chain is new (`-N` fails otherwise, so a repeated ADD never duplicates entry rules). When any of that
+ * does not hold, nothing is applied and the ADD goes the read-and-plan way.
+ */
+export function planAddUnread(shared: Chain[], container: Chain): string[] {
+  const lines: string[] = [];
+  for (const c of shared) {
+    for (const r of c.rules) lines.push(`-C ${c.name} ${formatArgs(r)}`);
+    for (const ec of c.entryChains) {
+      for (const r of c.entryRules) lines.push(`-C ${ec} ${formatArgs([...r, "-j", c.name])}`);
+    }
+  }
+  lines.push(`-N ${container.name}`);
+  for (const r of container.rules) lines.push(`-A ${container.name} ${formatArgs(r)}`);
+  for (const ec of container.entryChains) {
+    for (const r of container.entryRules) lines.push(`-A ${ec} ${formatArgs([...r, "-j", container.name])}`);
+  }
+  return lines;
+}
+
+/**
+ * The teardown of a container chain whose entry rules are known (DEL with the mappings of the ADD),
+ * without reading the table: `-D` matches rules as iptables does, so it commits only if exactly these
+ * entry rules are the chain's references; otherwise nothing changes and DEL reads the table.
+ */
+export function planTeardownUnread(container: Chain): string[] {
+  const lines: string[] = [];
+  for (const ec of container.entryChains) {
+    for (const r of container.entryRules) lines.push(`-D ${ec} ${formatArgs([...r, "-j", container.name])}`);
+  }
+  lines.push(`-F ${container.name}`, `-X ${container.name}`);
+  return lines;
+}
+
 /** The restore lines that remove `chains` (those that exist) and every rule jumping to them. */
 export function planTeardown(saved: string, chains: string[]): string[] {
   const existing = chainsIn(saved);
@@ -116,6 +152,8 @@ async function applyPlanned(family: Family, plan: (saved: string) => string[]): 
 async function forwardOne(conf: PortMapConfig, net: ContainerNet): Promise<void> {
   const shared = sharedChains(conf);
   const container = dnatChain(conf, net);
+  // One process in the steady state (shared chains in place, new container); else read, plan, apply.
+  if ((await tryApplyRules(net.family, TABLE, planAddUnread(shared, container))).ok) return;
   const r = await applyPlanned(net.family, (saved) => planAdd(saved, shared, container));
   if (!r.ok) throw new Error(`unable to setup DNAT: ${r.message}`);
 }
@@ -227,12 +265,26 @@ export const iptablesMapper: PortMapper = {
   },
 
   async unforwardPorts(conf) {
+    const removed: RemovedUdpPorts = { 4: [], 6: [] };
+    // With the ADD's mappings and pod addresses (libcni passes the cached result on DEL), the chain
+    // and its entry rules are known: one transaction per family, no read. Anything else reads.
+    const nets = [conf.contIPv4, conf.contIPv6].filter((n): n is ContainerNet => n !== undefined);
+    if (conf.mappings.length > 0 && nets.length > 0) {
+      const udp = conf.mappings.filter((pm) => pm.protocol === "udp").map((pm) => pm.hostPort);
+      const done = await Promise.all(
+        nets.map(async (net) => {
+          const ok = (await tryApplyRules(net.family, TABLE, planTeardownUnread(dnatChain(conf, net)))).ok;
+          if (ok) removed[net.family] = udp;
+          return ok;
+        }),
+      );
+      if (done.every(Boolean)) return removed;
+    }
     const { saved } = await saveBoth();
     const names = [dnatChainName(conf.name, conf.containerId), oldSnatChainName(conf.name, conf.containerId)];
-    const removed: RemovedUdpPorts = { 4: [], 6: [] };
     await Promise.all(
       [...saved].map(async ([family, text]) => {
-        removed[family] = (await teardown(family, text, () => names)).udp;
+        removed[family] = [...removed[family], ...(await teardown(family, text, () => names)).udp];
       }),
     );
     return removed;

@@ -33,6 +33,17 @@ const containerNets = (conf: PortMapConfig): ContainerNet[] =>
 const udpPorts = (conf: PortMapConfig) =>
   conf.mappings.filter((pm) => pm.protocol === "udp").map((pm) => pm.hostPort);
 
+/** 127.0.0.1:<hostPort> must cross into the interface routing to the pod (the reference's choice too). */
+async function enableLocalnetRouting(hostIf: Promise<string | undefined>): Promise<void> {
+  const ifname = await hostIf;
+  if (!ifname) return;
+  try {
+    await enableRouteLocalnet(ifname);
+  } catch (err) {
+    throw wrapError("unable to enable route_localnet", err);
+  }
+}
+
 async function cmdAdd(ctx: Ctx): Promise<Result> {
   const conf = load(ctx, true, true);
   if (!conf.prevResult)
@@ -46,13 +57,7 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
   try {
     await Promise.all([
       ...nets.map((net) => flushStaleUdpFlows(udpPorts(conf), net.family, ctx.log)),
-      localnetIf?.then(async (ifname) => {
-        // 127/8 may then cross into the container's interface (the reference sets it on the same one).
-        if (ifname)
-          await enableRouteLocalnet(ifname).catch((e) =>
-            Promise.reject(wrapError("unable to enable route_localnet", e)),
-          );
-      }),
+      localnetIf && enableLocalnetRouting(localnetIf),
     ]);
   } catch (err) {
     await mapper.unforwardPorts(conf).catch(() => undefined);

@@ -8,7 +8,7 @@
  * tests, so they are never removed; "as before" is checked on this test's own chains, rules and IDs.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
@@ -546,10 +546,12 @@ function portmapIn(
   command: string,
   containerId: string,
   conf: object,
+  extraEnv: Record<string, string> = {},
 ): Promise<{ status: number | null; out: string }> {
   return new Promise((done) => {
     const env = {
       ...(process.env as Record<string, string>),
+      ...extraEnv,
       CNI_COMMAND: command,
       CNI_CONTAINERID: containerId,
       CNI_NETNS: ns.path,
@@ -624,6 +626,74 @@ race(
     } finally {
       ns.delete();
       rmSync(bin, { recursive: true, force: true });
+    }
+  },
+);
+
+race(
+  "steady state: ADD and DEL (with the ADD's mappings) skip the table read; drift falls back to it",
+  async () => {
+    const ns = TestNetns.create("wpmu");
+    const dir = join("/tmp", uniqueName("wpmbin"));
+    try {
+      execFileSync("mkdir", ["-p", join(dir, "shim")]);
+      installWeft(dir, "portmap");
+      const exe = join(dir, "portmap");
+      // A PATH shim that logs which iptables tools the plugin runs, then runs them.
+      const log = join(dir, "calls.log");
+      for (const tool of ["iptables-save", "ip6tables-save", "iptables-restore", "ip6tables-restore"]) {
+        writeFileSync(
+          join(dir, "shim", tool),
+          `#!/bin/sh\necho ${tool} >> ${log}\nexec /usr/sbin/${tool} "$@"\n`,
+          {
+            mode: 0o755,
+          },
+        );
+      }
+      const env = { PATH: `${join(dir, "shim")}:${process.env.PATH}` };
+      const calls = () => {
+        const text = existsSync(log) ? readFileSync(log, "utf8") : "";
+        rmSync(log, { force: true });
+        return text.split("\n").filter(Boolean);
+      };
+      const conf = (id: number, hostPort = 9000 + id) => ({
+        cniVersion: "1.0.0",
+        name: "fastnet",
+        type: "portmap",
+        runtimeConfig: { portMappings: [{ hostPort, containerPort: 80, protocol: "udp" }] },
+        prevResult: { cniVersion: "1.0.0", ips: [{ address: `10.78.0.${10 + id}/24` }] },
+      });
+      const nat = () => sh("ip", ["netns", "exec", ns.name, "iptables-save", "-t", "nat"]).split("\n");
+      const ok = async (cmd: string, id: number, c: object) => {
+        const r = await portmapIn(ns, exe, cmd, `c${id}`, c, env);
+        assert.is(r.status, 0, r.out);
+      };
+
+      await ok("ADD", 1, conf(1)); // empty table: the unread transaction fails, then read + plan
+      assert.equal(calls(), ["iptables-restore", "iptables-save", "iptables-restore"]);
+      await ok("ADD", 2, conf(2)); // steady state: one transaction
+      assert.equal(calls(), ["iptables-restore"]);
+      await ok("ADD", 2, conf(2)); // repeated ADD: -N fails, read + plan replaces
+      assert.equal(calls(), ["iptables-restore", "iptables-save", "iptables-restore"]);
+      assert.is(nat().filter((l) => l.endsWith(`-j ${dnatChainName("fastnet", "c2")}`)).length, 1);
+
+      await ok("DEL", 2, conf(2)); // mappings and prevResult known: one transaction
+      assert.equal(calls(), ["iptables-restore"]);
+      assert.not.ok(nat().some((l) => l.includes(dnatChainName("fastnet", "c2"))));
+      await ok("DEL", 1, conf(1, 9999)); // other mappings than the ADD's: -D fails, read + plan
+      assert.ok(calls().includes("iptables-save"));
+      assert.not.ok(nat().some((l) => l.includes("CNI-DN-")));
+
+      // Someone flushed PREROUTING (the chains stayed): the next ADD notices and restores the jump.
+      sh("ip", ["netns", "exec", ns.name, "iptables", "-t", "nat", "-F", "PREROUTING"]);
+      await ok("ADD", 3, conf(3));
+      assert.ok(calls().includes("iptables-save"));
+      assert.ok(nat().includes("-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"));
+      await ok("DEL", 3, { cniVersion: "1.0.0", name: "fastnet", type: "portmap" });
+      assert.not.ok(nat().some((l) => l.includes("CNI-DN-")));
+    } finally {
+      ns.delete();
+      rmSync(dir, { recursive: true, force: true });
     }
   },
 );

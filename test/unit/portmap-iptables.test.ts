@@ -2,7 +2,14 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { dnatChain, sharedChains } from "../../plugins/portmap/chains.js";
 import { containerNetOf, type PortMapNetConf, parseConfig } from "../../plugins/portmap/config.js";
-import { planAdd, planTeardown, staleChains, udpPortsIn } from "../../plugins/portmap/iptables-backend.js";
+import {
+  planAdd,
+  planAddUnread,
+  planTeardown,
+  planTeardownUnread,
+  staleChains,
+  udpPortsIn,
+} from "../../plugins/portmap/iptables-backend.js";
 import { formatArgs, hasRule, splitArgs } from "../../shared/net/iptables.js";
 
 // The nat table the reference (v1.1.1) left in the lab: bridge + portmap, ctr1 on network cbr0 with
@@ -148,6 +155,37 @@ plan("a different mark bit adds its mark rules next to the existing ones (as Ins
     ),
   );
   assert.ok(lines.includes("-A CNI-HOSTPORT-MASQ -m mark --mark 0x20/0x20 -j MASQUERADE"));
+});
+
+plan("the unread ADD checks every shared rule, creates the chain with -N and adds the rest", () => {
+  const c = conf("ctr1");
+  const lines = planAddUnread(sharedChains(c), dnatChain(c, net));
+  assert.equal(lines.slice(0, 7), [
+    '-C CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000',
+    "-C CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE",
+    '-C POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ',
+    "-C PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+    "-C OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+    "-N CNI-DN-9cccacf967e00a3c04e26",
+    "-A CNI-DN-9cccacf967e00a3c04e26 -p tcp --dport 8080 -s 10.244.1.2/24 -j CNI-HOSTPORT-SETMARK",
+  ]);
+  assert.is(lines.length, 5 + 1 + 6 + 2);
+  const external = conf("ctr1", { externalSetMarkChain: "KUBE-MARK-MASQ" });
+  assert.equal(planAddUnread(sharedChains(external), dnatChain(external, net)).slice(0, 3), [
+    "-C PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+    "-C OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+    "-N CNI-DN-9cccacf967e00a3c04e26",
+  ]);
+});
+
+plan("the unread DEL deletes the known entry rules, then the chain", () => {
+  const c = conf("ctr1");
+  assert.equal(planTeardownUnread(dnatChain(c, net)), [
+    '-D CNI-HOSTPORT-DNAT -m comment --comment "dnat name: \\"cbr0\\" id: \\"ctr1\\"" -m multiport -p tcp --destination-ports 8080 -j CNI-DN-9cccacf967e00a3c04e26',
+    '-D CNI-HOSTPORT-DNAT -m comment --comment "dnat name: \\"cbr0\\" id: \\"ctr1\\"" -m multiport -p udp --destination-ports 5353 -j CNI-DN-9cccacf967e00a3c04e26',
+    "-F CNI-DN-9cccacf967e00a3c04e26",
+    "-X CNI-DN-9cccacf967e00a3c04e26",
+  ]);
 });
 
 plan("DEL removes the chain, the entry rules and the legacy chain, nothing shared", () => {
