@@ -17,7 +17,7 @@ import {
   bridgePorts,
   setPortVlans,
 } from "../../shared/net/bridge.js";
-import { IpBatchError, type IpCommand, ipBatch } from "../../shared/net/ip.js";
+import { IpBatchError, type IpCommand, type IpReads, ipBatch, ipBatchThenPod } from "../../shared/net/ip.js";
 import {
   kindOf,
   type LinkRecord,
@@ -33,6 +33,7 @@ import {
   sysLink,
   validLinkName,
 } from "../../shared/net/link.js";
+import type { SysctlWrite } from "../../shared/net/sysctl.js";
 import { trySysctl } from "../../shared/net/sysctl.js";
 import { randomVethName, vethAdd } from "../../shared/net/veth.js";
 import type { BridgeSettings } from "./config.js";
@@ -147,6 +148,12 @@ function plan(
   return { cmds, vethAt, addrReadAt };
 }
 
+/** What to run inside the pod right after the host side (see pod.ts). */
+export interface PodPlan {
+  cmds: IpCommand[];
+  sysctls: SysctlWrite[];
+}
+
 export interface PodRef {
   netns: string;
   ifname: string;
@@ -160,25 +167,36 @@ export async function attachPod(
   n: BridgeSettings,
   pod: PodRef,
   gateways: string[],
+  podPlan: PodPlan,
   log: Logger,
   state: HostAttachment,
-): Promise<string> {
+): Promise<{ hostVeth: string; podReads: IpReads }> {
   for (let attempt = 0; ; attempt++) {
     const br = preflightBridge(n);
     const hostVeth = randomVethName();
     const p = plan(n, br, pod, hostVeth, gateways, log);
     let before: AddrRecord[] = [];
+    let podReads: IpReads = [];
     state.hostVeth = hostVeth;
     try {
-      const reads = await ipBatch(p.cmds);
-      before = p.addrReadAt >= 0 ? addrsOf(reads[0]) : [];
+      // The host batch and the pod's configuration in one process (the pod part runs only if the host
+      // part succeeded).
+      const reads = await ipBatchThenPod(p.cmds, podPlan.cmds, {
+        netns: pod.netns,
+        sysctls: podPlan.sysctls,
+      });
+      before = p.addrReadAt >= 0 ? addrsOf(reads.host[0]) : [];
       state.addedGateways = gateways.filter((g) => !hasAddr(before, g));
+      podReads = reads.pod;
     } catch (err) {
       if (!(err instanceof IpBatchError)) throw err;
+      if (err.stage === "pod") {
+        state.addedGateways = gateways.filter((g) => !hasAddr(before, g));
+        throw new CniError(ErrorCode.Internal, err.message);
+      }
       // Whatever got past the address read may have put gateways on; count them all as ours then.
       if (p.addrReadAt >= 0 && err.index > p.addrReadAt) {
-        const reads = (err as IpBatchError & { reads?: Array<unknown[] | undefined> }).reads ?? [];
-        before = addrsOf(reads[0]);
+        before = addrsOf(err.reads[0]);
         state.addedGateways = gateways.filter((g) => !hasAddr(before, g));
       } else if (p.addrReadAt < 0 && err.index > p.vethAt + 2) {
         state.addedGateways = [...gateways];
@@ -207,7 +225,7 @@ export async function attachPod(
     trySysctl(`net/ipv6/conf/${n.brName}/accept_ra`, "0");
     trySysctl(`net/ipv6/conf/${hostVeth}/accept_ra`, "0");
     await settleBridgeAddresses(n, hostVeth, before, gateways, log);
-    return hostVeth;
+    return { hostVeth, podReads };
   }
 }
 

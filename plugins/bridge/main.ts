@@ -13,7 +13,7 @@ import { checkPod } from "./check.js";
 import { type BridgeNetConf, type BridgeSettings, loadNetConf } from "./config.js";
 import { calcGateways } from "./gateways.js";
 import { attachPod, type HostAttachment, preflightBridge, removeGateways, removeHostVeth } from "./host.js";
-import { configurePod } from "./pod.js";
+import { finishPod, podPlan } from "./pod.js";
 import { releasePodLink } from "./release.js";
 import { Rollback } from "./rollback.js";
 
@@ -52,13 +52,14 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
     const host: HostAttachment = { addedGateways: [] };
     undo.add("remove the veth pair", () => (host.hostVeth ? removeHostVeth(host.hostVeth) : undefined));
     undo.add("remove the gateway addresses", () => removeGateways(n.brName, host.addedGateways));
-    const hostVeth = await attachPod(n, args, gateways, log, host);
-    step("host side done");
-
-    result.interfaces = [{ name: n.brName }, { name: hostVeth }, { name: args.ifname, sandbox: args.netns }];
-    const podMac = await configurePod(n, args, result);
-    result.interfaces[2]!.mac = podMac;
-    step("pod side done");
+    const { hostVeth, podReads } = await attachPod(n, args, gateways, podPlan(n, args, result), log, host);
+    const podMac = await finishPod(n, args, result, podReads);
+    result.interfaces = [
+      { name: n.brName },
+      { name: hostVeth },
+      { name: args.ifname, mac: podMac, sandbox: args.netns },
+    ];
+    step("host and pod configured");
 
     if (n.isGW) enableForwarding(gateways);
     if (n.macSpoofChk) {

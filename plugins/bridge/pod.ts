@@ -2,20 +2,21 @@ import { CniError, ErrorCode } from "../../shared/cni/errors.js";
 import type { Result } from "../../shared/cni/types.js";
 import { addrShow, addrsOf } from "../../shared/net/addr.js";
 import { configureIface } from "../../shared/net/ifconfig.js";
-import { IpBatchError, type IpCommand, ipBatch } from "../../shared/net/ip.js";
+import { IpBatchError, type IpCommand, type IpReads, ipBatch } from "../../shared/net/ip.js";
 import { familyOf } from "../../shared/net/ipnet.js";
 import { kindOf, type LinkRecord, linkDel, linkSetUp, linkShow } from "../../shared/net/link.js";
 import { ifaceKey, type SysctlWrite } from "../../shared/net/sysctl.js";
 import type { BridgeSettings } from "./config.js";
-import type { PodRef } from "./host.js";
+import type { PodPlan, PodRef } from "./host.js";
+
+/** The pod side: what ADD configures in the pod's namespace, and the reads DEL and retries need. */
 
 /**
- * The pod side of a verb, in one process entering the pod's namespace: for ADD the interface sysctls,
- * addresses, link up and routes (ConfigureIface), reading the interface back for its MAC.
+ * What ADD runs inside the pod: the interface sysctls, then ConfigureIface (addresses, up, routes) for L3,
+ * or just the link up for L2, and finally a read of the interface for its MAC. `result` is the IPAM result
+ * after calcGateways (ips point at interface 2).
  */
-
-/** Configures CNI_IFNAME in the pod and returns its MAC. */
-export async function configurePod(n: BridgeSettings, pod: PodRef, result: Result): Promise<string> {
+export function podPlan(n: BridgeSettings, pod: PodRef, result: Result): PodPlan {
   const sysctls: SysctlWrite[] = [];
   let cmds: IpCommand[] = [];
   if (n.isLayer3) {
@@ -26,9 +27,14 @@ export async function configurePod(n: BridgeSettings, pod: PodRef, result: Resul
       sysctls.push({ key: ifaceKey(6, pod.ifname, "accept_dad"), value: "0" });
     }
     sysctls.push({ key: ifaceKey(4, pod.ifname, "arp_notify"), value: "1" });
+    // ConfigureIface checks that each IP's interface index names CNI_IFNAME.
+    const layout: Result = {
+      ...result,
+      interfaces: [{ name: n.brName }, { name: "" }, { name: pod.ifname }],
+    };
     let cfg: ReturnType<typeof configureIface>;
     try {
-      cfg = configureIface(pod.ifname, result);
+      cfg = configureIface(pod.ifname, layout);
     } catch (err) {
       throw new CniError(ErrorCode.Internal, (err as Error).message);
     }
@@ -38,13 +44,16 @@ export async function configurePod(n: BridgeSettings, pod: PodRef, result: Resul
     cmds.push(linkSetUp(pod.ifname, `failed to set ${JSON.stringify(pod.ifname)} up`));
   }
   cmds.push(linkShow(pod.ifname, `failed to look up ${JSON.stringify(pod.ifname)}`));
-  let reads: Array<unknown[] | undefined>;
-  try {
-    reads = await ipBatch(cmds, { netns: pod.netns, sysctls });
-  } catch (err) {
-    if (err instanceof IpBatchError) throw new CniError(ErrorCode.Internal, err.message);
-    throw err;
-  }
+  return { cmds, sysctls };
+}
+
+/** After the pod plan ran: the interface's MAC, once IPv6 DAD (if enabled) has settled. */
+export async function finishPod(
+  n: BridgeSettings,
+  pod: PodRef,
+  result: Result,
+  reads: IpReads,
+): Promise<string> {
   const link = reads[0]?.[0] as LinkRecord | undefined;
   if (n.isLayer3 && n.enableDad && (result.ips ?? []).some((ip) => familyOf(ip.address) === 6)) {
     await settleAddresses(pod);

@@ -27,6 +27,11 @@ export interface IpBatchOptions {
 }
 
 export class IpBatchError extends Error {
+  /** Reads of the commands that ran before the failure. */
+  reads: IpReads = [];
+  /** With ipBatchThenPod: which of the two batches failed. */
+  stage: "host" | "pod" = "host";
+
   constructor(
     /** Index into the commands, or -1 when ip rejected the input before running anything. */
     readonly index: number,
@@ -72,37 +77,16 @@ export function parseBatchErrors(stderr: string): Array<{ lineNo: number; messag
   return out;
 }
 
-/**
- * Runs the commands as one batch and throws IpBatchError naming the first command that failed. A command
- * marked `mayFail` whose message matches is tolerated; such a batch runs with `-force` (every command is
- * attempted), so use it only for commands that do not depend on each other, such as a teardown.
- */
-export async function ipBatch(cmds: IpCommand[], opts: IpBatchOptions = {}): Promise<IpReads> {
-  if (cmds.length === 0) return [];
+function ipArgs(cmds: IpCommand[], details: boolean | undefined): string[] {
   const tolerant = cmds.some((c) => c.mayFail);
-  const ipArgs = [
-    "-json",
-    ...(opts.details ? ["-details"] : []),
-    ...(tolerant ? ["-force"] : []),
-    "-batch",
-    "-",
-  ];
-  const input = `${cmds.map((c) => c.line).join("\n")}\n`;
-  let result: Awaited<ReturnType<typeof run>>;
-  if (opts.netns && opts.sysctls?.length) {
-    const pre = sysctlShellPrelude(opts.sysctls);
-    result = await run("sh", ["-c", `${pre.script}exec ip ${ipArgs.join(" ")}`, "sh", ...pre.args], {
-      input,
-      netns: opts.netns,
-      allowFail: true,
-    });
-  } else {
-    result = await run("ip", ipArgs, {
-      input,
-      ...(opts.netns ? { netns: opts.netns } : {}),
-      allowFail: true,
-    });
-  }
+  return ["-json", ...(details ? ["-details"] : []), ...(tolerant ? ["-force"] : []), "-batch", "-"];
+}
+
+const batchInput = (cmds: IpCommand[]) => `${cmds.map((c) => c.line).join("\n")}\n`;
+
+/** Reads the outcome of one batch: its reads, or the IpBatchError of the first failing command. */
+function interpret(cmds: IpCommand[], result: { exitCode: number; stdout: string; stderr: string }): IpReads {
+  const tolerant = cmds.some((c) => c.mayFail);
   const failures = parseBatchErrors(result.stderr);
   const failed = new Set(failures.map((f) => f.lineNo - 1));
   let stoppedAt = cmds.length;
@@ -116,13 +100,85 @@ export async function ipBatch(cmds: IpCommand[], opts: IpBatchOptions = {}): Pro
   const reads = collectReads(cmds, result.stdout, tolerant ? cmds.length : stoppedAt, failed);
   if (stoppedAt < cmds.length) {
     const f = failures.find((x) => x.lineNo - 1 === stoppedAt)!;
-    throw Object.assign(new IpBatchError(stoppedAt, cmds[stoppedAt]!.what, reasonOf(f.message)), { reads });
+    const err = new IpBatchError(stoppedAt, cmds[stoppedAt]!.what, reasonOf(f.message));
+    err.reads = reads;
+    throw err;
   }
   if (result.exitCode !== 0 && failures.length === 0) {
     // ip refused the input as a whole (a malformed argument aborts the batch without a line number).
     throw new IpBatchError(-1, "", reasonOf(result.stderr.trim() || `ip exited with ${result.exitCode}`));
   }
   return reads;
+}
+
+/**
+ * Runs the commands as one batch and throws IpBatchError naming the first command that failed. A command
+ * marked `mayFail` whose message matches is tolerated; such a batch runs with `-force` (every command is
+ * attempted), so use it only for commands that do not depend on each other, such as a teardown.
+ */
+export async function ipBatch(cmds: IpCommand[], opts: IpBatchOptions = {}): Promise<IpReads> {
+  if (cmds.length === 0) return [];
+  const args = ipArgs(cmds, opts.details);
+  const input = batchInput(cmds);
+  let result: Awaited<ReturnType<typeof run>>;
+  if (opts.netns && opts.sysctls?.length) {
+    const pre = sysctlShellPrelude(opts.sysctls);
+    result = await run("sh", ["-c", `${pre.script}exec ip ${args.join(" ")}`, "sh", ...pre.args], {
+      input,
+      netns: opts.netns,
+      allowFail: true,
+    });
+  } else {
+    result = await run("ip", args, { input, ...(opts.netns ? { netns: opts.netns } : {}), allowFail: true });
+  }
+  return interpret(cmds, result);
+}
+
+const SPLIT = "@@weft-host-done@@";
+
+/**
+ * A host batch and, only if it succeeded, a batch inside the pod's namespace (with its sysctls), in ONE
+ * process: sh runs the host `ip`, then execs nsenter for the pod part. The host batch travels as an
+ * argument, the pod batch on stdin; a marker line separates the two halves of stdout and stderr.
+ */
+export async function ipBatchThenPod(
+  host: IpCommand[],
+  pod: IpCommand[],
+  opts: { netns: string; sysctls?: SysctlWrite[]; details?: boolean },
+): Promise<{ host: IpReads; pod: IpReads }> {
+  const pre = sysctlShellPrelude(opts.sysctls ?? []);
+  const hostArgs = ipArgs(host, opts.details).join(" ");
+  const podArgs = ipArgs(pod, false).join(" ");
+  const inner = `${pre.script}exec ip ${podArgs}`;
+  const script = [
+    `printf %s "$1" | ip ${hostArgs}`,
+    "rc=$?",
+    `echo "${SPLIT} $rc"; echo ${SPLIT} >&2`,
+    '[ "$rc" -eq 0 ] || exit "$rc"',
+    "ns=$2; shift 2",
+    `exec nsenter --net="$ns" -- sh -c '${inner}' sh "$@"`,
+  ].join("\n");
+  const r = await run("sh", ["-c", script, "sh", batchInput(host), opts.netns, ...pre.args], {
+    input: batchInput(pod),
+    allowFail: true,
+  });
+  const marker = new RegExp(`${SPLIT} (\\d+)\\n`);
+  const m = marker.exec(r.stdout);
+  const hostOut = m ? r.stdout.slice(0, m.index) : r.stdout;
+  const podOut = m ? r.stdout.slice(m.index + m[0].length) : "";
+  const [hostErr = "", podErr = ""] = r.stderr.split(`${SPLIT}\n`);
+  const hostReads = interpret(host, {
+    exitCode: m ? Number(m[1]) : r.exitCode || 1,
+    stdout: hostOut,
+    stderr: hostErr,
+  });
+  try {
+    const podReads = interpret(pod, { exitCode: r.exitCode, stdout: podOut, stderr: podErr });
+    return { host: hostReads, pod: podReads };
+  } catch (err) {
+    if (err instanceof IpBatchError) err.stage = "pod";
+    throw err;
+  }
 }
 
 function collectReads(cmds: IpCommand[], stdout: string, stoppedAt: number, failed: Set<number>): IpReads {
