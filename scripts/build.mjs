@@ -28,6 +28,7 @@ import {
   rmdirSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, relative, resolve } from "node:path";
@@ -100,10 +101,34 @@ function runtimeNode() {
   return { node, version };
 }
 
-async function bundle(outfile, define, minify) {
+/**
+ * ajv standalone validators for every schema (scripts/gen-validators.mjs), so the executable neither
+ * loads ajv nor compiles a schema at run time. Returns the module to put in front of the entry.
+ */
+function precompiledValidators(scratch) {
+  const dir = join(scratch, "gen");
+  const r = spawnSync(process.execPath, [join(root, "scripts", "gen-validators.mjs"), dir], {
+    cwd: root,
+    encoding: "utf8",
+  });
+  if (r.status !== 0) fail("scripts/gen-validators.mjs failed", `${r.stdout}${r.stderr}`);
+  return join(dir, "register.ts");
+}
+
+/** The bundle's entry: the validators registered first, then the multi-call dispatcher. */
+function entryModule(scratch, register) {
+  const entry = join(scratch, "entry.ts");
+  writeFileSync(
+    entry,
+    `import ${JSON.stringify(register)};\nimport ${JSON.stringify(join(root, "cli", "multicall.ts"))};\n`,
+  );
+  return entry;
+}
+
+async function bundle(entry, outfile, define, minify) {
   const esbuild = await import("esbuild");
   const r = await esbuild.build({
-    entryPoints: [join(root, "cli", "multicall.ts")],
+    entryPoints: [entry],
     outfile,
     bundle: true,
     platform: "node",
@@ -286,7 +311,9 @@ async function main() {
   const tmpExe = join(out, `.${EXECUTABLE}.${process.pid}.tmp`);
   try {
     const bundlePath = join(scratch, "weft.cjs");
+    const entry = entryModule(scratch, precompiledValidators(scratch));
     const bundleBytes = await bundle(
+      entry,
       bundlePath,
       {
         __WEFT_VERSION__: JSON.stringify(pkg.version),
