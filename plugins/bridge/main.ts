@@ -3,13 +3,9 @@ import { invokeDelegate } from "../../shared/cni/invoke.js";
 import type { CallContext, Plugin } from "../../shared/cni/plugin.js";
 import { parseResult } from "../../shared/cni/results.js";
 import type { Result } from "../../shared/cni/types.js";
-import { gcIpMasq, setupIpMasq, teardownIpMasq } from "../../shared/net/ipmasq.js";
-import { iptables } from "../../shared/net/iptables.js";
 import { sysAttr, waitOperUp } from "../../shared/net/link.js";
 import { checkNetnsPath, NetnsPathError, netnsGone } from "../../shared/net/netns.js";
-import { setupSpoofCheck, spoofRefId, teardownSpoofCheck } from "../../shared/net/spoofchk.js";
 import { ensureSysctl } from "../../shared/net/sysctl.js";
-import { checkPod } from "./check.js";
 import { type BridgeNetConf, type BridgeSettings, loadNetConf } from "./config.js";
 import { calcGateways } from "./gateways.js";
 import { attachPod, type HostAttachment, preflightBridge, removeGateways, removeHostVeth } from "./host.js";
@@ -24,6 +20,10 @@ import { Rollback } from "./rollback.js";
  */
 
 type Ctx = CallContext<BridgeNetConf>;
+
+// Loaded only by the verbs and options that use them: every module initialised costs each process start.
+const ipmasq = () => import("../../shared/net/ipmasq.js");
+const spoofchk = () => import("../../shared/net/spoofchk.js");
 
 async function cmdAdd(ctx: Ctx): Promise<Result> {
   const { args, log } = ctx;
@@ -63,11 +63,13 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
 
     if (n.isGW) enableForwarding(gateways);
     if (n.macSpoofChk) {
+      const { setupSpoofCheck, spoofRefId, teardownSpoofCheck } = await spoofchk();
       const refId = spoofRefId(args.containerId, args.ifname);
       undo.add("remove the spoof check", () => teardownSpoofCheck(refId));
       await setupSpoofCheck(hostVeth, podMac, refId);
     }
     if (n.isLayer3 && n.ipMasq) {
+      const { setupIpMasq, teardownIpMasq } = await ipmasq();
       undo.add("remove the masquerade rules", () => teardownIpMasq(n.name, args.containerId));
       await setupIpMasq(
         (result.ips ?? []).map((ip) => ip.address),
@@ -113,6 +115,7 @@ async function cmdDel(ctx: Ctx): Promise<void> {
     }
   }
   if (n.macSpoofChk) {
+    const { spoofRefId, teardownSpoofCheck } = await spoofchk();
     await teardownSpoofCheck(spoofRefId(args.containerId, args.ifname)).catch((err: Error) =>
       log.warn(err.message),
     );
@@ -120,7 +123,7 @@ async function cmdDel(ctx: Ctx): Promise<void> {
   // By chain name (name + container ID): works without the pod's namespace or addresses.
   if (n.isLayer3 && n.ipMasq) {
     try {
-      await teardownIpMasq(n.name, args.containerId);
+      await (await ipmasq()).teardownIpMasq(n.name, args.containerId);
     } catch (err) {
       errors.push(err);
     }
@@ -135,6 +138,7 @@ async function cmdCheck(ctx: Ctx): Promise<void> {
   if (n.isLayer3) await invokeDelegate("CHECK", n.ipamType, args.stdin, args);
   if (!ctx.conf.prevResult) throw new CniError(ErrorCode.Internal, "Required prevResult missing");
   const prev = parseResult(ctx.conf.prevResult, n.cniVersion);
+  const { checkPod } = await import("./check.js");
   await checkPod(n, args, prev);
 }
 
@@ -142,6 +146,7 @@ async function cmdStatus(ctx: Ctx): Promise<void> {
   const { args } = ctx;
   const n = loadNetConf(ctx.conf, args.args);
   if (n.isLayer3 && n.ipMasq && (n.ipMasqBackend ?? "iptables") === "iptables") {
+    const { iptables } = await import("../../shared/net/iptables.js");
     if (!(await iptables(4, ["-t", "nat", "-S", "POSTROUTING"]))) {
       throw new CniError(
         ErrorCode.PluginNotAvailable,
@@ -158,7 +163,7 @@ async function cmdGc(ctx: Ctx): Promise<void> {
   const n = loadNetConf(conf, args.args);
   const valid = [...(conf["cni.dev/valid-attachments"] ?? []), ...(conf["cni.dev/attachments"] ?? [])];
   const keep = new Set(valid.map((a) => a.containerID));
-  const removed = await gcIpMasq(n.name, keep);
+  const removed = await (await ipmasq()).gcIpMasq(n.name, keep);
   if (removed.length > 0)
     log.info("removed masquerade chains of gone attachments", { chains: removed.join(",") });
   if (n.isLayer3) await invokeDelegate("GC", n.ipamType, args.stdin, args);
