@@ -38,7 +38,7 @@ async function enableLocalnetRouting(hostIf: Promise<string | undefined>): Promi
   const ifname = await hostIf;
   if (!ifname) return;
   try {
-    await enableRouteLocalnet(ifname);
+    enableRouteLocalnet(ifname);
   } catch (err) {
     throw wrapError("unable to enable route_localnet", err);
   }

@@ -107,16 +107,18 @@ export function udpPortsOf(rules: NftRule[]): number[] {
   return ports;
 }
 
-/** Lists both families, deletes the rules `pick` selects in one transaction; re-lists and retries once. */
-async function deleteRules(pick: (rules: NftRule[]) => NftRule[]): Promise<RemovedUdpPorts> {
+/** Lists `families`, deletes the rules `pick` selects in one transaction; re-lists and retries once. */
+async function deleteRules(
+  pick: (rules: NftRule[]) => NftRule[],
+  families: Array<4 | 6> = [4, 6],
+): Promise<RemovedUdpPorts> {
   const removed: RemovedUdpPorts = { 4: [], 6: [] };
   for (let attempt = 0; attempt < 2; attempt++) {
-    const [r4, r6] = await Promise.all([listRules(4), listRules(6)]);
-    const d4 = pick(r4);
-    const d6 = pick(r6);
-    removed[4] = udpPortsOf(d4);
-    removed[6] = udpPortsOf(d6);
-    const r = await tryApplyNft([...d4, ...d6].map(deleteRuleCommand));
+    const picked = await Promise.all(families.map(async (f) => pick(await listRules(f))));
+    families.forEach((f, i) => {
+      removed[f] = udpPortsOf(picked[i]!);
+    });
+    const r = await tryApplyNft(picked.flat().map(deleteRuleCommand));
     if (r.ok) return removed;
     if (attempt === 1) throw new Error(`error deleting nftables rules: ${r.message}`);
   }
@@ -160,7 +162,11 @@ export const nftMapper: PortMapper = {
   },
 
   async unforwardPorts(conf) {
-    return deleteRules((rules) => containerRules(rules, (c) => c === conf.containerId));
+    // The families of the pod's addresses when the cached result says (what the ADD configured), else
+    // both, as the reference always does.
+    const known = [conf.contIPv4, conf.contIPv6].flatMap((n) => (n ? [n.family] : []));
+    const families = known.length > 0 ? known : undefined;
+    return deleteRules((rules) => containerRules(rules, (c) => c === conf.containerId), families);
   },
 
   async gc(_conf, valid) {

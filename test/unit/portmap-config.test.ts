@@ -1,3 +1,4 @@
+import { endianness } from "node:os";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import {
@@ -8,6 +9,7 @@ import {
   portMapSchema,
   selectContainerIps,
 } from "../../plugins/portmap/config.js";
+import { mainTableInterface } from "../../plugins/portmap/localnet.js";
 import { CniError } from "../../shared/cni/errors.js";
 import { netConfSchema } from "../../shared/cni/schemas.js";
 import { validateSchema } from "../../shared/cni/validate.js";
@@ -185,3 +187,26 @@ t("schema: wrong types are code 7", async () => {
 });
 
 t.run();
+
+const route = suite("portmap host interface lookup");
+
+// /proc/net/route of a little-endian host: default via eth0, 10.214.7.0/24 on cni0, 10.214.0.0/16 on
+// flannel.1, a down route, and an equal-prefix route with a worse metric.
+const PROC_NET_ROUTE = `Iface	Destination	Gateway 	Flags	RefCnt	Use	Metric	Mask		MTU	Window	IRTT
+eth0	00000000	010200C0	0003	0	0	0	00000000	0	0	0
+flannel.1	0000D60A	0000D60A	0003	0	0	0	0000FFFF	0	0	0
+cni0	0007D60A	00000000	0001	0	0	0	00FFFFFF	0	0	0
+slow0	0007D60A	00000000	0001	0	0	100	00FFFFFF	0	0	0
+down0	0008D60A	00000000	0000	0	0	0	00FFFFFF	0	0	0
+`;
+
+route("longest prefix wins, then the lowest metric; routes not up are ignored", () => {
+  if (endianness() !== "LE") return;
+  assert.is(mainTableInterface(PROC_NET_ROUTE, "10.214.7.2"), "cni0");
+  assert.is(mainTableInterface(PROC_NET_ROUTE, "10.214.9.2"), "flannel.1");
+  assert.is(mainTableInterface(PROC_NET_ROUTE, "10.214.8.2"), "flannel.1");
+  assert.is(mainTableInterface(PROC_NET_ROUTE, "192.0.2.77"), "eth0");
+  assert.is(mainTableInterface("Iface\tDestination\n", "10.0.0.1"), undefined);
+});
+
+route.run();
