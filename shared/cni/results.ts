@@ -1,4 +1,3 @@
-import { isIPv4 } from "node:net";
 import { CniError, ErrorCode } from "./errors.js";
 import { goQuote } from "./goquote.js";
 import type {
@@ -21,7 +20,8 @@ import { isSupported, resultFamily } from "./versions.js";
 
 function familyOf(cidrOrIp: string): "4" | "6" {
   const ip = cidrOrIp.split("/")[0] ?? "";
-  return isIPv4(ip) ? "4" : "6";
+  // Every IPv6 text form has a colon and no IPv4 one does; node:net costs startup time for this alone.
+  return ip.includes(":") ? "6" : "4";
 }
 
 function dnsOf(dns: unknown): DNS {

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { Ajv as AjvClass, ErrorObject, ValidateFunction } from "ajv";
 import { CniError, ErrorCode } from "./errors.js";
 import type { JsonSchema } from "./schemas.js";
@@ -7,9 +6,12 @@ let ajv: AjvClass | undefined;
 const compiled = new WeakMap<JsonSchema, ValidateFunction>();
 let precompiled: Record<string, ValidateFunction> = {};
 
-/** The key a schema's precompiled validator is filed under: its content, so no schema needs an id. */
+/**
+ * The key a schema's precompiled validator is filed under: its content, so no schema needs an id (and no
+ * hash module is loaded at startup just to name it).
+ */
 export function schemaKey(schema: JsonSchema): string {
-  return createHash("sha1").update(JSON.stringify(schema)).digest("hex");
+  return JSON.stringify(schema);
 }
 
 /**
