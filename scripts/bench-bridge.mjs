@@ -138,7 +138,11 @@ try {
       const id = `bench${i}`;
       const add = call(impl, "ADD", ns, id);
       const del = call(impl, "DEL", ns, id);
-      impl.times.push({ add, del, total: add + del });
+      // Two VERSION calls: what two process starts cost alone, the floor under ADD+DEL.
+      const cpu = impl.cpu;
+      const floor = call(impl, "VERSION", "", "") + call(impl, "VERSION", "", "");
+      impl.cpu = cpu;
+      impl.times.push({ add, del, total: add + del, floor });
     }
   }
   const rows = impls.map((impl) => ({
@@ -146,18 +150,23 @@ try {
     add: median(impl.times.map((t) => t.add)),
     del: median(impl.times.map((t) => t.del)),
     total: median(impl.times.map((t) => t.total)),
+    floor: median(impl.times.map((t) => t.floor)),
     cpu: impl.cpu / runs,
   }));
   console.log(`bridge + host-local, ADD+DEL, ${runs} runs each (median ms)`);
-  console.log("impl        ADD      DEL      ADD+DEL   CPU/ADD+DEL (mean, incl. children)");
+  console.log("impl        ADD      DEL      ADD+DEL   CPU/ADD+DEL   2xVERSION (process start floor)");
   for (const r of rows) {
     console.log(
-      `${r.label.padEnd(10)} ${r.add.toFixed(1).padStart(6)}  ${r.del.toFixed(1).padStart(6)}  ${r.total.toFixed(1).padStart(8)}  ${r.cpu.toFixed(1).padStart(8)}`,
+      `${r.label.padEnd(10)} ${r.add.toFixed(1).padStart(6)}  ${r.del.toFixed(1).padStart(6)}  ${r.total.toFixed(1).padStart(8)}  ${r.cpu.toFixed(1).padStart(10)}  ${r.floor.toFixed(1).padStart(10)}`,
     );
   }
   const ratio = rows[0].total / rows[1].total;
   console.log(
     `ratio weft/reference: ${ratio.toFixed(2)}x (target <= 1.6x); CPU ratio ${(rows[0].cpu / rows[1].cpu).toFixed(2)}x`,
+  );
+  const beyond = (r) => r.total - r.floor;
+  console.log(
+    `beyond two process starts: weft ${beyond(rows[0]).toFixed(1)} ms, reference ${beyond(rows[1]).toFixed(1)} ms (${(beyond(rows[0]) / beyond(rows[1])).toFixed(2)}x)`,
   );
 } finally {
   for (const ns of namespaces) spawnSync("ip", ["netns", "del", ns]);
