@@ -1,5 +1,4 @@
-import { isIPv4, isIPv6 } from "node:net";
-import { Address6 } from "ip-address";
+import { isIPv4, isIPv6, SocketAddress } from "node:net";
 import { CniError, ErrorCode } from "../../shared/cni/errors.js";
 import { parseResult } from "../../shared/cni/results.js";
 import type { JsonSchema } from "../../shared/cni/schemas.js";
@@ -133,13 +132,22 @@ function checkMapping(pm: PortMapping): PortMapping {
   return out;
 }
 
-/** Go's net.IP.String(): RFC 5952 for IPv6, dotted quad for IPv4 and IPv4-mapped IPv6. */
+/** The kernel's text form of an IPv6 address (inet_ntop: RFC 5952, as Go prints it too). */
+function ipv6Text(ip: string): string {
+  return new SocketAddress({ address: ip, family: "ipv6" }).address;
+}
+
+/**
+ * Go's net.IP.String(): RFC 5952 for IPv6, dotted quad for IPv4 and IPv4-mapped IPv6. (Node's own
+ * inet_ntop rather than ip-address: this runs on every ADD and the library costs more to load.)
+ */
 function canonicalIp(ip: string): { family: 4 | 6; ip: string } | undefined {
   if (isIPv4(ip)) return { family: 4, ip };
-  if (!isIPv6(ip)) return undefined;
-  const a = new Address6(ip);
-  if (a.is4()) return { family: 4, ip: a.to4().correctForm() };
-  return { family: 6, ip: a.correctForm() };
+  if (!isIPv6(ip) || ip.includes("%")) return undefined;
+  const text = ipv6Text(ip);
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (mapped) return { family: 4, ip: mapped[1]! };
+  return { family: 6, ip: text };
 }
 
 export function containerNetOf(address: string): ContainerNet | undefined {
@@ -240,7 +248,7 @@ export function mappingApplies(pm: PortMapping, family: 4 | 6): boolean {
 export function hostIpMatch(pm: PortMapping): string | undefined {
   if (!pm.hostIP) return undefined;
   if (isIPv4(pm.hostIP)) return pm.hostIP === "0.0.0.0" ? undefined : pm.hostIP;
-  return new Address6(pm.hostIP).bigInt() === 0n ? undefined : pm.hostIP;
+  return ipv6Text(pm.hostIP) === "::" ? undefined : pm.hostIP;
 }
 
 /** `ip:port`, with IPv6 bracketed, as iptables and nft write a DNAT destination. */
