@@ -143,6 +143,14 @@ function eventually(fn: () => string | undefined, tries = 10): string | undefine
   return undefined;
 }
 
+/** iptables-save output without its timestamped comment lines. */
+function stripComments(saved: string): string {
+  return saved
+    .split("\n")
+    .filter((l) => !l.startsWith("#"))
+    .join("\n");
+}
+
 /** Lines of `iptables-save -t nat` (v4 and v6) that belong to these containers. */
 function natLinesOf(netName: string, cids: string[]): string[] {
   const needles = cids.flatMap((id) => [dnatChainName(netName, id), `id: \\"${id}\\"`]);
@@ -537,7 +545,7 @@ interop("rules of weft's ADD are removed by the reference's DEL", async () => {
 
 interop.run();
 
-// ---- concurrency, in a private network namespace (its own, empty nat table) ---------------------------
+// ---- in a private network namespace (its own, empty nat table) ---------------------------------------
 
 /** Runs weft's portmap inside `ns` (so iptables/nft act on that namespace's tables), asynchronously. */
 function portmapIn(
@@ -572,7 +580,7 @@ function portmapIn(
   });
 }
 
-const race = suite("portmap concurrency (private netns)");
+const race = suite("portmap in a private netns (own nat table): races, fast paths, bad input");
 
 race(
   "concurrent ADDs on an empty nat table all succeed; shared chains once; concurrent DELs leave only them",
@@ -691,6 +699,76 @@ race(
       assert.ok(nat().includes("-A PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"));
       await ok("DEL", 3, { cniVersion: "1.0.0", name: "fastnet", type: "portmap" });
       assert.not.ok(nat().some((l) => l.includes("CNI-DN-")));
+    } finally {
+      ns.delete();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+race(
+  "bad input: a CNI error on stdout, exit 1, nothing installed; no mappings: prevResult unchanged",
+  async () => {
+    const ns = TestNetns.create("wpmx");
+    const dir = join("/tmp", uniqueName("wpmbin"));
+    try {
+      execFileSync("mkdir", ["-p", dir]);
+      installWeft(dir, "portmap");
+      const exe = join(dir, "portmap");
+      const nat = () => sh("ip", ["netns", "exec", ns.name, "iptables-save", "-t", "nat"]);
+      const nft = () => sh("ip", ["netns", "exec", ns.name, "nft", "list", "ruleset"]);
+      const before = { nat: nat(), nft: nft() };
+      const prevResult = { cniVersion: "1.0.0", ips: [{ address: "10.79.0.2/24" }] };
+      const base = { cniVersion: "1.0.0", name: "badnet", type: "portmap", prevResult };
+      const tcp = { hostPort: 8080, containerPort: 80, protocol: "tcp" };
+      const cases: Array<[object, RegExp]> = [
+        [
+          { ...base, runtimeConfig: { portMappings: [tcp, { ...tcp, protocol: "icmp" }] } },
+          /Invalid protocol: "icmp"/,
+        ],
+        [
+          { ...base, runtimeConfig: { portMappings: [{ ...tcp, hostPort: 0 }] } },
+          /Invalid host port number: 0/,
+        ],
+        [
+          { ...base, runtimeConfig: { portMappings: [{ ...tcp, containerPort: 65536 }] } },
+          /Invalid container port number: 65536/,
+        ],
+        [
+          { ...base, markMasqBit: 32, runtimeConfig: { portMappings: [tcp] } },
+          /MasqMarkBit must be between 0 and 31/,
+        ],
+        [{ ...base, backend: "bpf", runtimeConfig: { portMappings: [tcp] } }, /unrecognized backend "bpf"/],
+        [
+          { ...base, conditionsV4: ["ip", "saddr", "1.2.3.4"], runtimeConfig: { portMappings: [tcp] } },
+          /iptables backend was requested but configuration contains nftables-specific options \[conditionsV4\]/,
+        ],
+        [
+          { ...base, prevResult: undefined, runtimeConfig: { portMappings: [tcp] } },
+          /must be called as chained plugin/,
+        ],
+        [
+          { ...base, runtimeConfig: { portMappings: [{ ...tcp, hostPort: "80" }] } },
+          /invalid network config/,
+        ],
+      ];
+      for (const [conf, msg] of cases) {
+        const r = await portmapIn(ns, exe, "ADD", "bad1", conf);
+        assert.is(r.status, 1, r.out);
+        const doc = JSON.parse(r.out.slice(r.out.indexOf("{"), r.out.lastIndexOf("}") + 1)) as {
+          code: number;
+          msg: string;
+        };
+        assert.match(doc.msg, msg);
+        assert.is(doc.code, 7, r.out);
+      }
+      assert.equal(stripComments(nat()), stripComments(before.nat));
+      assert.equal(nft(), before.nft);
+
+      const none = await portmapIn(ns, exe, "ADD", "none1", base);
+      assert.is(none.status, 0, none.out);
+      assert.equal(JSON.parse(none.out), prevResult);
+      assert.equal(stripComments(nat()), stripComments(before.nat));
     } finally {
       ns.delete();
       rmSync(dir, { recursive: true, force: true });
