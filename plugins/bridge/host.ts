@@ -18,6 +18,7 @@ import {
   setPortVlans,
 } from "../../shared/net/bridge.js";
 import { IpBatchError, type IpCommand, type IpReads, ipBatch, ipBatchThenPod } from "../../shared/net/ip.js";
+import { canonicalCidr } from "../../shared/net/ipnet.js";
 import {
   kindOf,
   type LinkRecord,
@@ -243,9 +244,14 @@ async function settleBridgeAddresses(
 ): Promise<void> {
   const stale = new Map<string, AddrRecord>();
   let firstConflict: string | undefined;
+  // This call's own gateways never conflict with each other (several v4 ranges give several gateways;
+  // the reference fails on the second one).
+  const own = new Set(gateways.map(canonicalCidr));
   for (const gw of gateways) {
     for (const a of conflictingAddrs(before, gw)) {
-      stale.set(`${a.local}/${a.prefixlen}`, a);
+      const cidr = canonicalCidr(`${a.local}/${a.prefixlen}`);
+      if (own.has(cidr)) continue;
+      stale.set(cidr, a);
       firstConflict ??= gw;
     }
   }

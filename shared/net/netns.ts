@@ -35,12 +35,16 @@ export function checkNetnsPath(path: string): void {
   }
 }
 
-/** Whether `path` no longer names a namespace at all (deleted pod): DEL then skips the in-pod work. */
+/**
+ * Whether `path` does not name a namespace (any more): it is missing, or it is no nsfs file, such as the
+ * empty file a runtime's bind mount leaves behind once the namespace is gone. DEL then skips the in-pod
+ * work but still releases everything else (complaint 6.7).
+ */
 export function netnsGone(path: string): boolean {
   try {
     checkNetnsPath(path);
     return false;
   } catch (err) {
-    return (err as NetnsPathError).notExist === true;
+    return err instanceof NetnsPathError;
   }
 }

@@ -1,4 +1,7 @@
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { uniqueName } from "../helpers/names.js";
@@ -226,6 +229,28 @@ test(
     const d = h.weft("DEL", call, conf);
     assert.is(d.status, 0, d.stdout + d.stderr);
     assert.equal(podLinks(pod).sort(), ["eth0", "eth0p", "lo"]);
+  }),
+);
+
+test(
+  "DEL with a netns path that is no namespace any more (the empty file a bind mount leaves) succeeds",
+  withHarness((h) => {
+    const pod = h.pod();
+    const conf = h.conf({ subnets: [net(0)], extra: { ipMasq: true } });
+    const id = "stale-ns";
+    assert.is(h.weft("ADD", { netns: pod.path, containerId: id, ifname: "eth0" }, conf).status, 0);
+    pod.delete();
+    const dir = mkdtempSync(join(tmpdir(), "weft-br-ns-"));
+    try {
+      const leftover = join(dir, "cni-1234");
+      writeFileSync(leftover, "");
+      const d = h.weft("DEL", { netns: leftover, containerId: id, ifname: "eth0" }, conf);
+      assert.is(d.status, 0, d.stdout + d.stderr);
+      assert.equal(h.reservations(), []);
+      assert.not.ok(natRules().includes(`id: \\"${id}\\"`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }),
 );
 

@@ -230,4 +230,34 @@ test(
   }),
 );
 
+test(
+  "two IPv4 ranges: the pod gets one address of each, the bridge both gateways, and a second pod fits too",
+  withHarness((h) => {
+    const conf = {
+      ...h.conf({ subnets: [] }),
+      ipam: {
+        type: "host-local",
+        dataDir: h.dataDir,
+        ranges: [[{ subnet: net(0) }], [{ subnet: net(9) }]],
+      },
+    };
+    for (const id of ["two-a", "two-b"]) {
+      const pod = h.pod();
+      const r = h.weft("ADD", { netns: pod.path, containerId: id, ifname: "eth0" }, conf);
+      assert.is(r.status, 0, r.stdout + r.stderr);
+      assert.is((r.json!.ips as unknown[]).length, 2);
+    }
+    const gws = hostJson<Array<{ addr_info: Array<{ local: string; family: string }> }>>([
+      "addr",
+      "show",
+      "dev",
+      h.bridge,
+    ])[0]!
+      .addr_info.filter((a) => a.family === "inet")
+      .map((a) => a.local)
+      .sort();
+    assert.equal(gws, [net(0), net(9)].map((s) => s.replace(/0\/24$/, "1")).sort());
+  }),
+);
+
 test.run();
