@@ -23,6 +23,7 @@ type Ctx = CallContext<BridgeNetConf>;
 
 // Loaded only by the verbs and options that use them: every module initialised costs each process start.
 const ipmasq = () => import("../../shared/net/ipmasq.js");
+const ipmasqNft = () => import("../../shared/net/ipmasq-nft.js");
 const spoofchk = () => import("../../shared/net/spoofchk.js");
 
 async function cmdAdd(ctx: Ctx): Promise<Result> {
@@ -69,13 +70,18 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
       await setupSpoofCheck(hostVeth, podMac, refId);
     }
     if (n.isLayer3 && n.ipMasq) {
-      const { setupIpMasq, teardownIpMasq } = await ipmasq();
-      undo.add("remove the masquerade rules", () => teardownIpMasq(n.name, args.containerId));
-      await setupIpMasq(
-        (result.ips ?? []).map((ip) => ip.address),
-        n.name,
-        args.containerId,
-      );
+      const addrs = (result.ips ?? []).map((ip) => ip.address);
+      if (n.ipMasqBackend === "nftables") {
+        const { setupIpMasqNft, teardownIpMasqNft } = await ipmasqNft();
+        undo.add("remove the masquerade rules", () =>
+          teardownIpMasqNft(n.name, args.ifname, args.containerId),
+        );
+        await setupIpMasqNft(addrs, n.name, args.ifname, args.containerId);
+      } else {
+        const { setupIpMasq, teardownIpMasq } = await ipmasq();
+        undo.add("remove the masquerade rules", () => teardownIpMasq(n.name, args.containerId));
+        await setupIpMasq(addrs, n.name, args.containerId);
+      }
     }
 
     step("rules done");
@@ -123,7 +129,9 @@ async function cmdDel(ctx: Ctx): Promise<void> {
   // By chain name (name + container ID): works without the pod's namespace or addresses.
   if (n.isLayer3 && n.ipMasq) {
     try {
+      // Both backends, as the reference's TeardownIPMasqForNetworks: the config may have switched.
       await (await ipmasq()).teardownIpMasq(n.name, args.containerId);
+      await (await ipmasqNft()).teardownIpMasqNft(n.name, args.ifname, args.containerId);
     } catch (err) {
       errors.push(err);
     }
@@ -164,6 +172,7 @@ async function cmdGc(ctx: Ctx): Promise<void> {
   const valid = [...(conf["cni.dev/valid-attachments"] ?? []), ...(conf["cni.dev/attachments"] ?? [])];
   const keep = new Set(valid.map((a) => a.containerID));
   const removed = await (await ipmasq()).gcIpMasq(n.name, keep);
+  removed.push(...(await (await ipmasqNft()).gcIpMasqNft(n.name, valid)));
   if (removed.length > 0)
     log.info("removed masquerade chains of gone attachments", { chains: removed.join(",") });
   if (n.isLayer3) await invokeDelegate("GC", n.ipamType, args.stdin, args);

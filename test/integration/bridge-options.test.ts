@@ -260,4 +260,30 @@ test(
   }),
 );
 
+test(
+  "ipMasq with the nftables backend: one masquerade rule per address in inet cni_plugins_masquerade, removed on DEL",
+  withHarness((h) => {
+    const pod = h.pod();
+    const conf = h.conf({ subnets: [net(1)], extra: { ipMasq: true, ipMasqBackend: "nftables" } });
+    const id = `nftmasq${process.pid}`;
+    const call = { netns: pod.path, containerId: id, ifname: "eth0" };
+    const r = h.weft("ADD", call, conf);
+    assert.is(r.status, 0, r.stdout + r.stderr);
+    const ip = (r.json!.ips as Array<{ address: string }>)[0]!.address.split("/")[0]!;
+    const listing = execFileSync("nft", ["list", "chain", "inet", "cni_plugins_masquerade", "masq_checks"], {
+      encoding: "utf8",
+    });
+    const rule = listing.split("\n").find((l) => l.includes(`id: ${id}"`));
+    assert.ok(rule, listing);
+    assert.match(rule!, `ip saddr ${ip} ip daddr != ${net(1)} masquerade comment`);
+    assert.match(rule!, `, net: ${h.name}, if: eth0, id: ${id}"`);
+    assert.not.ok(natRules().includes(`id: \\"${id}\\"`), "no iptables rules with the nft backend");
+    assert.is(h.weft("DEL", call, conf).status, 0);
+    const after = execFileSync("nft", ["list", "chain", "inet", "cni_plugins_masquerade", "masq_checks"], {
+      encoding: "utf8",
+    });
+    assert.not.ok(after.includes(`id: ${id}"`));
+  }),
+);
+
 test.run();

@@ -8,6 +8,13 @@ import {
   masqTeardownLines,
   unquoteArgs,
 } from "../../shared/net/ipmasq.js";
+import {
+  nftMasqComment,
+  nftMasqPrefix,
+  nftMasqRules,
+  nftMasqSetupScript,
+  nftNetworkHash,
+} from "../../shared/net/ipmasq-nft.js";
 
 test("chain name and comment are the reference's (lab: cbr0 + ctr1)", () => {
   assert.is(masqChainName("cbr0", "ctr1"), "CNI-9cccacf967e00a3c04e26966");
@@ -83,6 +90,29 @@ test("saved rule specs split into argv with quoted comments", () => {
       "X",
     ]),
     ["-s", "10.0.0.1/32", "-m", "comment", "--comment", 'name: "n" id: "c"', "-j", "X"],
+  );
+});
+
+test("nftables backend: comment prefix hashes and the setup transaction", () => {
+  const prefix = nftMasqPrefix("cbr0", "eth0", "ctr1");
+  assert.match(prefix, /^[0-9a-f]{16}-[0-9a-f]{16}$/);
+  assert.is(prefix.split("-")[0], nftNetworkHash("cbr0"));
+  assert.is(nftMasqComment("cbr0", "eth0", "ctr1"), `${prefix}, net: cbr0, if: eth0, id: ctr1`);
+  assert.is(nftMasqComment("n", "eth0", "x".repeat(200)).length, 128);
+  const script = nftMasqSetupScript(["10.244.1.2/24", "fd00::2/64"], "C").trim().split("\n");
+  assert.is(
+    script[script.length - 2],
+    'add rule inet cni_plugins_masquerade masq_checks ip saddr == 10.244.1.2 ip daddr != 10.244.1.0/24 masquerade comment "C"',
+  );
+  assert.is(
+    script[script.length - 1],
+    'add rule inet cni_plugins_masquerade masq_checks ip6 saddr == fd00::2 ip6 daddr != fd00::/64 masquerade comment "C"',
+  );
+  assert.equal(
+    nftMasqRules(
+      '\t\tip saddr 10.0.0.2 ip daddr != 10.0.0.0/24 masquerade comment "abc, net: n" # handle 12\n',
+    ),
+    [{ handle: 12, comment: "abc, net: n" }],
   );
 });
 
