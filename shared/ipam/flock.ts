@@ -10,8 +10,7 @@ import { goFileError } from "./go-errors.js";
  * open the file ourselves and hand that open file to `flock -x 3` as its fd 3. A flock belongs to the open
  * file description, not to the process, so when the child exits the lock stays held through our still-open
  * fd; closing that fd releases it (the kernel also releases it if we die). This needs an inherited fd,
- * which shared/net/run.ts (execa, stdin/stdout/stderr only) does not offer, hence a child_process spawn
- * here; it is also cheaper than loading execa for a single call.
+ * which shared/net/run.ts (stdin/stdout/stderr only) does not offer, hence a spawn of its own here.
  */
 export class FileLock {
   private fd: number | undefined;
