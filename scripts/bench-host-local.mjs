@@ -9,35 +9,29 @@
 // packaged build it falls back to the compiled multi-call entry (build/cli/multicall.js, `npm run
 // compile`), run with the current node, which the table then says. --dual benchmarks a dual-stack config.
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+import { dirname, join } from "node:path";
+import { fmtMs, interpolated, parseOptions, REF_DIR, root, timedSpawn, weftBinDir } from "./lib/bench.mjs";
 
 function parseArgs(argv) {
-  const opts = { runs: 30, warmup: 3, exe: undefined, ref: "/usr/lib/cni/host-local", dual: false };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i].split("=", 2);
-    const value = () => inline ?? argv[++i];
-    if (flag === "--runs") opts.runs = Number(value());
-    else if (flag === "--warmup") opts.warmup = Number(value());
-    else if (flag === "--exe") opts.exe = resolve(value());
-    else if (flag === "--ref") opts.ref = value();
-    else if (flag === "--dual") opts.dual = true;
-    // `npm run bench` hands its arguments to every bench script; the others' flags are not ours.
-    else process.stderr.write(`bench-host-local: ignoring argument ${argv[i]}\n`);
-  }
-  if (!(opts.runs > 0) || !(opts.warmup >= 0)) throw new Error("--runs must be > 0 and --warmup >= 0");
-  return opts;
+  return parseOptions(
+    "bench-host-local",
+    argv,
+    { runs: 30, warmup: 3, exe: undefined, ref: join(REF_DIR, "host-local"), dual: false },
+    {
+      "--warmup": ["warmup", "number"],
+      "--exe": ["exe", "path"],
+      "--ref": ["ref", "string"],
+      "--dual": ["dual", true],
+    },
+  );
 }
 
 /** The executable to measure, and a label saying what it is. */
 function weftExecutable(opts, scratch) {
   if (opts.exe) return { exe: opts.exe, label: opts.exe };
-  const binDir = process.env.WEFT_BIN_DIR ?? process.env.WEFT_DIST ?? join(root, "dist", "bin");
-  const packaged = join(binDir, "host-local");
+  const packaged = join(weftBinDir(), "host-local");
   if (existsSync(packaged)) return { exe: packaged, label: `${packaged} (packaged)` };
   const multicall = join(root, "build", "cli", "multicall.js");
   if (!existsSync(multicall))
@@ -64,13 +58,6 @@ function benchNetns() {
   return { path: "/proc/self/ns/net", env: { CNI_NETNS_OVERRIDE: "1" }, cleanup: () => undefined };
 }
 
-/** CPU time (user + system) of this process's waited-for children so far, in ms (proc(5) cutime, cstime). */
-function childrenCpuMs() {
-  const stat = readFileSync("/proc/self/stat", "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return ((Number(fields[13]) + Number(fields[14])) * 1000) / 100;
-}
-
 function call(exe, command, id, conf, netns) {
   const env = {
     PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -81,20 +68,9 @@ function call(exe, command, id, conf, netns) {
     CNI_PATH: dirname(exe),
     ...netns.env,
   };
-  const cpu0 = childrenCpuMs();
-  const t0 = performance.now();
-  const r = spawnSync(exe, [], { env, input: conf, encoding: "utf8" });
-  const ms = performance.now() - t0;
+  const { r, ms, cpu } = timedSpawn(exe, [], { env, input: conf });
   if (r.status !== 0) throw new Error(`${exe} ${command} ${id} failed (${r.status}): ${r.stdout}${r.stderr}`);
-  return { ms, cpu: childrenCpuMs() - cpu0 };
-}
-
-function quantile(xs, q) {
-  const s = [...xs].sort((a, b) => a - b);
-  const pos = (s.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return s[lo] + (s[hi] - s[lo]) * (pos - lo);
+  return { ms, cpu };
 }
 
 function main() {
@@ -137,7 +113,8 @@ function main() {
         }
       }
     }
-    const fmt = (x) => x.toFixed(1).padStart(7);
+    const fmt = fmtMs;
+    const quantile = interpolated;
     process.stdout.write(
       `host-local ADD/DEL as separate processes, ${opts.runs} runs (+${opts.warmup} warm-up), ${opts.dual ? "dual-stack" : "IPv4 /16"}\n` +
         `weft: ${weft.label}\nreference: ${opts.ref}\n\n` +

