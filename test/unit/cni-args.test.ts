@@ -1,23 +1,11 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { loadCniArgs, parseArgBool, splitCniArgs } from "../../shared/cni/args.js";
-import { CniError } from "../../shared/cni/errors.js";
-
-function cniErrorOf(fn: () => unknown): CniError {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  assert.instance(thrown, CniError);
-  return thrown as CniError;
-}
+import { expectCniError } from "../helpers/cni-error.js";
 
 // types.LoadArgs returns a plain error; skel reports it as ErrInternal (lab: host-local v1.1.1 prints 999).
 function expectArgsError(fn: () => unknown, msg: string): void {
-  const e = cniErrorOf(fn);
-  assert.equal({ code: e.code, msg: e.msg, details: e.details }, { code: 999, msg, details: "" });
+  expectCniError(fn, 999, msg);
 }
 
 test("K=V;K=V pairs in order", () => {

@@ -10,32 +10,11 @@ import type { Plugin } from "../../shared/cni/plugin.js";
 import { decodeConfig, runVerb } from "../../shared/cni/skel.js";
 import { readStdin } from "../../shared/cni/stdin.js";
 import { createLogger } from "../../shared/log.js";
+import { cniErrorOf, expectRejection } from "../helpers/cni-error.js";
 
 const log = createLogger("cni-config-test", {});
 
-async function rejection(p: Promise<unknown>): Promise<CniError> {
-  let thrown: unknown;
-  try {
-    await p;
-  } catch (err) {
-    thrown = err;
-  }
-  assert.instance(thrown, CniError);
-  return thrown as CniError;
-}
-
-async function expectError(
-  p: Promise<unknown>,
-  code: number,
-  msg: string | RegExp,
-  details = "",
-): Promise<void> {
-  const e = await rejection(p);
-  assert.is(e.code, code, `code of: ${e.msg}`);
-  if (typeof msg === "string") assert.is(e.msg, msg);
-  else assert.match(e.msg, msg);
-  assert.is(e.details, details);
-}
+const expectError = expectRejection;
 
 /** A plugin whose verbs all succeed, counting calls, so a test can tell a check stopped the call. */
 function countingPlugin(): Plugin & { calls: number } {
@@ -291,15 +270,9 @@ stdin("over the cap: code 5", () => {
   writeFileSync(path, Buffer.alloc(100_001, 0x20));
   const fd = openSync(path, "r");
   try {
-    let thrown: unknown;
-    try {
-      readStdin(100_000, fd);
-    } catch (err) {
-      thrown = err;
-    }
-    assert.instance(thrown, CniError);
-    assert.is((thrown as CniError).code, 5);
-    assert.is((thrown as CniError).msg, "error reading from stdin: input exceeds 100000 bytes");
+    const e = cniErrorOf(() => readStdin(100_000, fd));
+    assert.is(e.code, 5);
+    assert.is(e.msg, "error reading from stdin: input exceeds 100000 bytes");
   } finally {
     closeSync(fd);
   }

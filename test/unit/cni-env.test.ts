@@ -8,24 +8,9 @@ import {
   validateIfname,
   validateNetworkName,
 } from "../../shared/cni/env.js";
-import { CniError } from "../../shared/cni/errors.js";
+import { expectCniError } from "../helpers/cni-error.js";
 
-/** The CniError `fn` throws; fails the test when it throws nothing or something else. */
-function cniErrorOf(fn: () => unknown): CniError {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  assert.instance(thrown, CniError);
-  return thrown as CniError;
-}
-
-function expectError(fn: () => unknown, code: number, msg: string, details = ""): void {
-  const e = cniErrorOf(fn);
-  assert.equal({ code: e.code, msg: e.msg, details: e.details }, { code, msg, details });
-}
+const expectError = expectCniError;
 
 const FULL = {
   CNI_CONTAINERID: "c0ffee",

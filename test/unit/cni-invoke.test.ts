@@ -14,8 +14,8 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { CmdArgs } from "../../shared/cni/env.js";
-import { CniError } from "../../shared/cni/errors.js";
 import { delegateEnv, findInPath, invokeDelegate, pluginError } from "../../shared/cni/invoke.js";
+import { cniErrorOf, rejection } from "../helpers/cni-error.js";
 
 const root = mkdtempSync(join(tmpdir(), "weft-cni-invoke-"));
 const dirA = join(root, "a");
@@ -55,28 +55,6 @@ function callArgs(over: Partial<CmdArgs> = {}): CmdArgs {
   };
 }
 
-async function rejection(p: Promise<unknown>): Promise<CniError> {
-  let thrown: unknown;
-  try {
-    await p;
-  } catch (err) {
-    thrown = err;
-  }
-  assert.instance(thrown, CniError);
-  return thrown as CniError;
-}
-
-function syncError(fn: () => unknown): CniError {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  assert.instance(thrown, CniError);
-  return thrown as CniError;
-}
-
 const find = suite("findInPath");
 
 find("the first regular file in path order", () => {
@@ -93,14 +71,14 @@ find("directories and missing directories are skipped", () => {
 });
 
 find("not found: libcni's message (999 once through skel)", () => {
-  const e = syncError(() => findInPath("x", ["/a", "/b"]));
+  const e = cniErrorOf(() => findInPath("x", ["/a", "/b"]));
   assert.equal([e.code, e.msg], [999, 'failed to find plugin "x" in path [/a /b]']);
 });
 
 find("no name, a name with a slash, no paths", () => {
-  assert.is(syncError(() => findInPath("", ["/a"])).msg, "no plugin name provided");
-  assert.is(syncError(() => findInPath("../x", ["/a"])).msg, "invalid plugin name: ../x");
-  assert.is(syncError(() => findInPath("x", [])).msg, "no paths provided");
+  assert.is(cniErrorOf(() => findInPath("", ["/a"])).msg, "no plugin name provided");
+  assert.is(cniErrorOf(() => findInPath("../x", ["/a"])).msg, "invalid plugin name: ../x");
+  assert.is(cniErrorOf(() => findInPath("x", [])).msg, "no paths provided");
 });
 
 find.run();

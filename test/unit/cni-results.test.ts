@@ -2,9 +2,9 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { CniError } from "../../shared/cni/errors.js";
 import { convertResult, formatResult, parsePrevResult, parseResult } from "../../shared/cni/results.js";
 import type { NetConf, Result } from "../../shared/cni/types.js";
+import { cniErrorOf } from "../helpers/cni-error.js";
 
 // Fixtures are JSON next to the sources; tests run from the repository root (npm scripts, .ci/run).
 const FIXTURES = resolve(process.cwd(), "test/fixtures/results");
@@ -25,17 +25,6 @@ function relabel(doc: Doc, version: string): Doc {
 /** A result rendered the way skel prints it (Go's MarshalIndent with four spaces). */
 function printed(doc: unknown): string {
   return JSON.stringify(doc, null, 4);
-}
-
-function cniErrorOf(fn: () => unknown): CniError {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  assert.instance(thrown, CniError);
-  return thrown as CniError;
 }
 
 const golden = suite("every version pair, against the reference Go library's output");

@@ -10,20 +10,10 @@ import type { CallContext, Plugin } from "../../shared/cni/plugin.js";
 import { runVerb } from "../../shared/cni/skel.js";
 import type { Result } from "../../shared/cni/types.js";
 import { createLogger } from "../../shared/log.js";
+import { rejection } from "../helpers/cni-error.js";
 
 const log = createLogger("cni-skel-test", {});
 const SUPPORTED = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
-
-async function rejection(p: Promise<unknown>): Promise<CniError> {
-  let thrown: unknown;
-  try {
-    await p;
-  } catch (err) {
-    thrown = err;
-  }
-  assert.instance(thrown, CniError);
-  return thrown as CniError;
-}
 
 const RESULT: Result = {
   cniVersion: "1.1.0",

@@ -1,10 +1,10 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { CniError } from "../../shared/cni/errors.js";
 import { buildDelegateConfig, type FlannelNetConf } from "../../shared/flannel/delegate.js";
 import { goMarshal, inStructOrder } from "../../shared/flannel/go-json.js";
 import { withRouteGateways } from "../../shared/flannel/prev-result.js";
 import { parseSubnetEnv } from "../../shared/flannel/subnet-env.js";
+import { cniErrorOf } from "../helpers/cni-error.js";
 
 // The subnet.env files and inputs of flannel-io/cni-plugin's flannel_linux_test.go (section 1.4).
 const V4 =
@@ -23,17 +23,6 @@ function conf(extra: Partial<FlannelNetConf> = {}): FlannelNetConf {
 /** The bytes flannel saves (and sends) for `c` with subnet.env `env`. */
 function saved(c: FlannelNetConf, env: string): string {
   return goMarshal(buildDelegateConfig(c, parseSubnetEnv(env, "subnet.env"))).toString();
-}
-
-function cniErrorOf(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (err) {
-    assert.instance(err, CniError);
-    return err as CniError;
-  }
-  assert.unreachable("expected a CniError");
-  throw new Error("unreachable");
 }
 
 test("v4: ranges, routes, ipMasq inverted, isGateway, mtu; no cniVersion in, none out", () => {

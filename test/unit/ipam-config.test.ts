@@ -1,11 +1,11 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { CniError } from "../../shared/cni/errors.js";
 import type { NetConf } from "../../shared/cni/types.js";
 import { formatIp, parseCidr } from "../../shared/ipam/address.js";
 import { type IpamConfig, loadIpamConfig } from "../../shared/ipam/config.js";
 import { canonicalizeRange, rangeString } from "../../shared/ipam/range.js";
 import { rangeSetString } from "../../shared/ipam/range-set.js";
+import { cniErrorOf } from "../helpers/cni-error.js";
 
 function conf(ipam: Record<string, unknown> | undefined, extra: Partial<NetConf> = {}): NetConf {
   const c: NetConf = { cniVersion: "1.0.0", name: "net", type: "host-local", ...extra };
@@ -15,16 +15,6 @@ function conf(ipam: Record<string, unknown> | undefined, extra: Partial<NetConf>
 
 function load(ipam: Record<string, unknown> | undefined, extra: Partial<NetConf> = {}, env = ""): IpamConfig {
   return loadIpamConfig(conf(ipam, extra), env);
-}
-
-function errorOf(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (err) {
-    assert.instance(err, CniError);
-    return err as CniError;
-  }
-  throw new Error("expected an error");
 }
 
 function sets(cfg: IpamConfig): string[] {
@@ -60,14 +50,14 @@ for (const [subnet, printed] of [
   ["fd00::1/128", "fd00::1/128"],
 ]) {
   test(`${subnet} is too small to allocate from`, () => {
-    const e = errorOf(() => load({ ranges: [[{ subnet }]] }));
+    const e = cniErrorOf(() => load({ ranges: [[{ subnet }]] }));
     assert.is(e.msg, `invalid range set 0: Network ${printed} too small to allocate from`);
     assert.is(e.code, 7);
   });
 }
 
 test("a subnet with host bits set is rejected with the network address", () => {
-  const e = errorOf(() => load({ ranges: [[{ subnet: "10.0.0.5/24" }]] }));
+  const e = cniErrorOf(() => load({ ranges: [[{ subnet: "10.0.0.5/24" }]] }));
   assert.is(
     e.msg,
     "invalid range set 0: Network has host bits set. For a subnet mask of length 24 the network address is 10.0.0.0",
@@ -76,22 +66,22 @@ test("a subnet with host bits set is rejected with the network address", () => {
 
 test("rangeStart and rangeEnd must lie in the subnet (and in order)", () => {
   assert.is(
-    errorOf(() => load({ ranges: [[{ subnet: "10.0.0.0/24", rangeStart: "10.0.1.5" }]] })).msg,
+    cniErrorOf(() => load({ ranges: [[{ subnet: "10.0.0.0/24", rangeStart: "10.0.1.5" }]] })).msg,
     "invalid range set 0: RangeStart 10.0.1.5 not in network 10.0.0.0/24",
   );
   assert.is(
-    errorOf(() => load({ ranges: [[{ subnet: "10.0.0.0/24", rangeEnd: "10.0.1.0" }]] })).msg,
+    cniErrorOf(() => load({ ranges: [[{ subnet: "10.0.0.0/24", rangeEnd: "10.0.1.0" }]] })).msg,
     "invalid range set 0: RangeEnd 10.0.1.0 not in network 10.0.0.0/24",
   );
   // A given rangeEnd bounds rangeStart's check, as in the reference.
   assert.is(
-    errorOf(() =>
+    cniErrorOf(() =>
       load({ ranges: [[{ subnet: "10.0.0.0/24", rangeStart: "10.0.0.9", rangeEnd: "10.0.0.5" }]] }),
     ).msg,
     "invalid range set 0: RangeStart 10.0.0.9 not in network 10.0.0.0/24",
   );
   assert.is(
-    errorOf(() => load({ ranges: [[{ subnet: "fd00::/64", rangeStart: "10.0.0.1" }]] })).msg,
+    cniErrorOf(() => load({ ranges: [[{ subnet: "fd00::/64", rangeStart: "10.0.0.1" }]] })).msg,
     "invalid range set 0: RangeStart 10.0.0.1 not in network fd00::/64",
   );
 });
@@ -103,11 +93,11 @@ test("a gateway outside the subnet is accepted (the reference no longer checks i
 
 test("a set is one family and its ranges do not overlap", () => {
   assert.is(
-    errorOf(() => load({ ranges: [[{ subnet: "10.0.0.0/24" }, { subnet: "fd00::/64" }]] })).msg,
+    cniErrorOf(() => load({ ranges: [[{ subnet: "10.0.0.0/24" }, { subnet: "fd00::/64" }]] })).msg,
     "invalid range set 0: mixed address families",
   );
   assert.is(
-    errorOf(() => load({ ranges: [[{ subnet: "10.0.0.0/24" }, { subnet: "10.0.0.0/25" }]] })).msg,
+    cniErrorOf(() => load({ ranges: [[{ subnet: "10.0.0.0/24" }, { subnet: "10.0.0.0/25" }]] })).msg,
     "invalid range set 0: subnets 10.0.0.1-10.0.0.254 and 10.0.0.1-10.0.0.126 overlap",
   );
   // Same subnet, disjoint start/end: allowed.
@@ -124,7 +114,7 @@ test("a set is one family and its ranges do not overlap", () => {
 
 test("sets must not overlap each other", () => {
   assert.is(
-    errorOf(() =>
+    cniErrorOf(() =>
       load({ ranges: [[{ subnet: "10.0.0.0/24" }], [{ subnet: "fd00::/64" }], [{ subnet: "10.0.0.0/16" }]] }),
     ).msg,
     "range set 0 overlaps with 2",
@@ -132,32 +122,33 @@ test("sets must not overlap each other", () => {
 });
 
 test("empty sets, no ranges and no ipam are the reference's errors", () => {
-  assert.is(errorOf(() => load({ ranges: [[]] })).msg, "invalid range set 0: empty range set");
-  assert.is(errorOf(() => load({ ranges: [] })).msg, "no IP ranges specified");
-  assert.is(errorOf(() => load({})).msg, "no IP ranges specified");
-  assert.is(errorOf(() => load(undefined)).msg, "IPAM config missing 'ipam' key");
+  assert.is(cniErrorOf(() => load({ ranges: [[]] })).msg, "invalid range set 0: empty range set");
+  assert.is(cniErrorOf(() => load({ ranges: [] })).msg, "no IP ranges specified");
+  assert.is(cniErrorOf(() => load({})).msg, "no IP ranges specified");
+  assert.is(cniErrorOf(() => load(undefined)).msg, "IPAM config missing 'ipam' key");
   assert.is(
-    errorOf(() => load({ ranges: [[{ rangeStart: "10.0.0.1" }]] })).msg,
+    cniErrorOf(() => load({ ranges: [[{ rangeStart: "10.0.0.1" }]] })).msg,
     "invalid range set 0: IP <nil> not v4 nor v6",
   );
 });
 
 test("malformed addresses fail with Go's decoding messages", () => {
   assert.is(
-    errorOf(() => load({ ranges: [[{ subnet: "10.0.0.0" }]] })).msg,
+    cniErrorOf(() => load({ ranges: [[{ subnet: "10.0.0.0" }]] })).msg,
     "invalid CIDR address: 10.0.0.0",
   );
   assert.is(
-    errorOf(() => load({ ranges: [[{ subnet: "10.0.0.0/33" }]] })).msg,
+    cniErrorOf(() => load({ ranges: [[{ subnet: "10.0.0.0/33" }]] })).msg,
     "invalid CIDR address: 10.0.0.0/33",
   );
   assert.is(
-    errorOf(() => load({ ranges: [[{ subnet: "10.0.0.0/24", gateway: "10.0.0.x" }]] })).msg,
+    cniErrorOf(() => load({ ranges: [[{ subnet: "10.0.0.0/24", gateway: "10.0.0.x" }]] })).msg,
     "invalid IP address: 10.0.0.x",
   );
-  assert.is(errorOf(() => load({ subnet: "" })).msg, "invalid CIDR address: ");
+  assert.is(cniErrorOf(() => load({ subnet: "" })).msg, "invalid CIDR address: ");
   assert.is(
-    errorOf(() => load({ ranges: [[{ subnet: "10.0.0.0/24" }]] }, { args: { cni: { ips: ["nope"] } } })).msg,
+    cniErrorOf(() => load({ ranges: [[{ subnet: "10.0.0.0/24" }]] }, { args: { cni: { ips: ["nope"] } } }))
+      .msg,
     "invalid IP address nope",
   );
 });
@@ -184,7 +175,7 @@ test("legacy top-level subnet is prepended as its own set, runtime ipRanges befo
 test("before 0.3.0 at most one set per family", () => {
   const two = { ranges: [[{ subnet: "10.0.0.0/24" }], [{ subnet: "10.1.0.0/24" }]] };
   assert.is(
-    errorOf(() => load(two, { cniVersion: "0.2.0" })).msg,
+    cniErrorOf(() => load(two, { cniVersion: "0.2.0" })).msg,
     "CNI version 0.2.0 does not support more than 1 address per family",
   );
   assert.is(
@@ -206,9 +197,9 @@ test("requested IPs: CNI_ARGS IP, then args.cni.ips, then runtimeConfig.ips, pre
 
 test("CNI_ARGS: unknown keys need IgnoreUnknown, a bad IP is LoadArgs' error, an empty IP is none", () => {
   const ipam = { ranges: [[{ subnet: "10.0.0.0/24" }]] };
-  assert.is(errorOf(() => load(ipam, {}, "FOO=bar")).msg, 'ARGS: unknown args ["FOO=bar"]');
+  assert.is(cniErrorOf(() => load(ipam, {}, "FOO=bar")).msg, 'ARGS: unknown args ["FOO=bar"]');
   assert.is(
-    errorOf(() => load(ipam, {}, "IP=10.0.0.300")).msg,
+    cniErrorOf(() => load(ipam, {}, "IP=10.0.0.300")).msg,
     'ARGS: error parsing value of pair "IP=10.0.0.300": invalid IP address 10.0.0.300',
   );
   assert.equal(load(ipam, {}, "IP=").requestedIps, []);

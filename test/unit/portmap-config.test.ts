@@ -13,22 +13,13 @@ import { mainTableInterface } from "../../plugins/portmap/localnet.js";
 import { CniError } from "../../shared/cni/errors.js";
 import { netConfSchema } from "../../shared/cni/schemas.js";
 import { validateSchema } from "../../shared/cni/validate.js";
+import { cniErrorOf } from "../helpers/cni-error.js";
 
 const tcp = (hostPort: number, containerPort = 80) => ({ hostPort, containerPort, protocol: "tcp" });
 
 function parse(extra: Partial<PortMapNetConf>, checkMappings = true) {
   const doc: PortMapNetConf = { cniVersion: "1.0.0", name: "net", type: "portmap", ...extra };
   return parseConfig(doc, { containerId: "ctr", ifname: "eth0", checkMappings });
-}
-
-function errorOf(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (err) {
-    assert.instance(err, CniError);
-    return err as CniError;
-  }
-  return assert.unreachable("expected a CniError") as never;
 }
 
 const t = suite("portmap config");
@@ -44,7 +35,7 @@ t("defaults: snat on, mark bit 13, no backend chosen, no masqAll", () => {
 
 t("markMasqBit outside 0..31 is rejected with the reference's text", () => {
   for (const bit of [-1, 32]) {
-    const e = errorOf(() => parse({ markMasqBit: bit }));
+    const e = cniErrorOf(() => parse({ markMasqBit: bit }));
     assert.is(e.msg, "MasqMarkBit must be between 0 and 31");
     assert.is(e.code, 7);
   }
@@ -53,7 +44,7 @@ t("markMasqBit outside 0..31 is rejected with the reference's text", () => {
 });
 
 t("externalSetMarkChain and markMasqBit are mutually exclusive", () => {
-  const e = errorOf(() => parse({ markMasqBit: 5, externalSetMarkChain: "KUBE-MARK-MASQ" }));
+  const e = cniErrorOf(() => parse({ markMasqBit: 5, externalSetMarkChain: "KUBE-MARK-MASQ" }));
   assert.is(e.msg, "Cannot specify externalSetMarkChain and markMasqBit");
 });
 
@@ -67,7 +58,7 @@ t("invalid ports and protocols are config errors (code 7)", () => {
     [{ hostPort: 8080, containerPort: 80, protocol: "tcp", hostIP: "nope" }, "Invalid host IP: nope"],
   ];
   for (const [pm, msg] of cases) {
-    const e = errorOf(() => parse({ runtimeConfig: { portMappings: [pm as never] } }));
+    const e = cniErrorOf(() => parse({ runtimeConfig: { portMappings: [pm as never] } }));
     assert.is(e.msg, msg);
     assert.is(e.code, 7);
   }
@@ -90,19 +81,19 @@ t("protocols are lower-cased (kubelet sends lowercase; iptables would accept eit
 });
 
 t("backend: unknown name and options of the other backend", () => {
-  assert.is(errorOf(() => parse({ backend: "ebpf" })).msg, 'unrecognized backend "ebpf"');
+  assert.is(cniErrorOf(() => parse({ backend: "ebpf" })).msg, 'unrecognized backend "ebpf"');
   assert.is(
-    errorOf(() => parse({ backend: "nftables", externalSetMarkChain: "X" })).msg,
+    cniErrorOf(() => parse({ backend: "nftables", externalSetMarkChain: "X" })).msg,
     "nftables backend was requested but configuration contains iptables-specific options [externalSetMarkChain]",
   );
   assert.is(
-    errorOf(() =>
+    cniErrorOf(() =>
       parse({ backend: "nftables", conditionsV4: ["-s", "1.2.3.4"], conditionsV6: ["!", "-d", "::1"] }),
     ).msg,
     "nftables backend was requested but configuration contains iptables-specific options [conditionsV4 conditionsV6]",
   );
   assert.is(
-    errorOf(() => parse({ backend: "iptables", conditionsV6: ["ip6", "saddr", "::1"] })).msg,
+    cniErrorOf(() => parse({ backend: "iptables", conditionsV6: ["ip6", "saddr", "::1"] })).msg,
     "iptables backend was requested but configuration contains nftables-specific options [conditionsV6]",
   );
   assert.is(parse({ backend: "nftables", conditionsV4: ["ip", "saddr", "1.2.3.4"] }).backend, "nftables");
