@@ -11,31 +11,15 @@ import {
   splitPortList,
   topLevelDnatChain,
 } from "../../plugins/portmap/chains.js";
-import { containerNetOf, type PortMapNetConf, parseConfig } from "../../plugins/portmap/config.js";
+import type { PortMapNetConf } from "../../plugins/portmap/config.js";
+import { net4, net6, referenceConf, referenceMappings } from "../helpers/portmap-vectors.js";
 
 // The reference's test vectors (portmap_iptables_test.go).
 const LONG_ID =
   "icee6giejonei6sohng6ahngee7laquohquee9shiGo7fohferakah3Feiyoolu2pei7ciPhoh7shaoX6vai3vuf0ahfaeng8yohb9ceu0daez5hashee8ooYai5wa3y";
 const VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"];
 
-function conf(extra: Partial<PortMapNetConf>, version = "1.0.0") {
-  const doc: PortMapNetConf = { cniVersion: version, name: "test", type: "portmap", ...extra };
-  return parseConfig(doc, { containerId: LONG_ID, ifname: "foo", checkMappings: true });
-}
-
-const referenceMappings = [
-  { hostPort: 8080, containerPort: 80, protocol: "tcp" },
-  { hostPort: 8081, containerPort: 80, protocol: "tcp" },
-  { hostPort: 8080, containerPort: 81, protocol: "udp" },
-  { hostPort: 8082, containerPort: 82, protocol: "udp" },
-  { hostPort: 8083, containerPort: 83, protocol: "tcp", hostIP: "192.168.0.2" },
-  { hostPort: 8084, containerPort: 84, protocol: "tcp", hostIP: "0.0.0.0" },
-  { hostPort: 8085, containerPort: 85, protocol: "tcp", hostIP: "2001:db8:a::1" },
-  { hostPort: 8086, containerPort: 86, protocol: "tcp", hostIP: "::" },
-];
-
-const net4 = containerNetOf("10.0.0.2/24")!;
-const net6 = containerNetOf("2001:db8::2/64")!;
+const conf = (extra: Partial<PortMapNetConf>, version = "1.0.0") => referenceConf(LONG_ID, extra, version);
 
 const names = suite("portmap chain names");
 

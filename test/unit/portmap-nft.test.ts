@@ -1,34 +1,16 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { containerNetOf, type PortMapNetConf, parseConfig } from "../../plugins/portmap/config.js";
+import type { PortMapNetConf } from "../../plugins/portmap/config.js";
 import { addCommands, udpPortsOf } from "../../plugins/portmap/nft-backend.js";
 import type { NftRule } from "../../shared/net/nft.js";
+import { net4, net6, referenceConf, referenceMappings } from "../helpers/portmap-vectors.js";
 
 // The reference's nftables test (portmap_nftables_test.go): same config, same container ID.
 const CID = "icee6giejonei6so";
-const mappings = [
-  { hostPort: 8080, containerPort: 80, protocol: "tcp" },
-  { hostPort: 8081, containerPort: 80, protocol: "tcp" },
-  { hostPort: 8080, containerPort: 81, protocol: "udp" },
-  { hostPort: 8082, containerPort: 82, protocol: "udp" },
-  { hostPort: 8083, containerPort: 83, protocol: "tcp", hostIP: "192.168.0.2" },
-  { hostPort: 8084, containerPort: 84, protocol: "tcp", hostIP: "0.0.0.0" },
-  { hostPort: 8085, containerPort: 85, protocol: "tcp", hostIP: "2001:db8:a::1" },
-  { hostPort: 8086, containerPort: 86, protocol: "tcp", hostIP: "::" },
-];
-const net4 = containerNetOf("10.0.0.2/24")!;
-const net6 = containerNetOf("2001:db8::2/64")!;
+const mappings = referenceMappings;
 
-function conf(extra: Partial<PortMapNetConf>, version = "1.0.0") {
-  const doc: PortMapNetConf = {
-    cniVersion: version,
-    name: "test",
-    type: "portmap",
-    backend: "nftables",
-    ...extra,
-  };
-  return parseConfig(doc, { containerId: CID, ifname: "foo", checkMappings: true });
-}
+const conf = (extra: Partial<PortMapNetConf>, version = "1.0.0") =>
+  referenceConf(CID, { backend: "nftables", ...extra }, version);
 
 const lines = (text: string) => text.trim().split("\n");
 
