@@ -3,6 +3,8 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { test } from "uvu";
+import { assertRoot, TestNetns } from "../helpers/netns.js";
 
 /** Helpers shared by the host-local integration tests: which executables to run and how. */
 
@@ -103,4 +105,26 @@ export function hostLocalConf(
 /** A /24 private to this test process (10.<pid-derived>.<n>.0/24), so concurrent suites never collide. */
 export function testSubnet(n: number): string {
   return `10.${100 + (process.pid % 150)}.${n}.0/24`;
+}
+
+/**
+ * The set-up a host-local test file shares: root, weft's executable, one netns for ADD's CNI_NETNS and
+ * fresh data dirs (`dataDir()`, prefix `dirPrefix`), all removed after the file's tests.
+ */
+export function hostLocalSuite(netnsPrefix: string, dirPrefix: string) {
+  assertRoot();
+  const weft = weftHostLocal();
+  const netns = TestNetns.create(netnsPrefix);
+  const dataDirs: string[] = [];
+  test.after(() => {
+    netns.delete();
+    weft.cleanup();
+    for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
+  });
+  const dataDir = (): string => {
+    const d = mkdtempSync(join(tmpdir(), dirPrefix));
+    dataDirs.push(d);
+    return d;
+  };
+  return { weft, netns, dataDir };
 }

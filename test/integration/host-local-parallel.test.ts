@@ -1,16 +1,14 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { assertRoot, TestNetns } from "../helpers/netns.js";
 import {
   callPlugin,
   hostLocalConf,
+  hostLocalSuite,
   type Outcome,
   REFERENCE,
   testSubnet,
-  weftHostLocal,
 } from "./host-local-exe.js";
 
 /**
@@ -18,22 +16,7 @@ import {
  * every address goes to exactly one container, and each reservation file names its owner.
  */
 
-assertRoot();
-const weft = weftHostLocal();
-const netns = TestNetns.create("hp");
-const dataDirs: string[] = [];
-
-test.after(() => {
-  netns.delete();
-  weft.cleanup();
-  for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
-});
-
-function dataDir(): string {
-  const d = mkdtempSync(join(tmpdir(), "weft-hl-par-"));
-  dataDirs.push(d);
-  return d;
-}
+const { weft, netns, dataDir } = hostLocalSuite("hp", "weft-hl-par-");
 
 const add = (exe: string, id: string, conf: object) =>
   callPlugin(exe, { command: "ADD", containerId: id, ifname: "eth0", netns: netns.path }, conf);

@@ -1,18 +1,16 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { FileLock } from "../../shared/ipam/flock.js";
 import { uniqueName } from "../helpers/names.js";
-import { assertRoot, TestNetns } from "../helpers/netns.js";
 import {
   type Call,
   callPlugin,
   hostLocalConf,
+  hostLocalSuite,
   REFERENCE,
   testSubnet,
-  weftHostLocal,
 } from "./host-local-exe.js";
 
 /**
@@ -21,22 +19,7 @@ import {
  * v1.1.1 speaks CNI up to 1.0.0, so interop configs use 1.0.0; GC and STATUS (1.1.0) are weft's alone.
  */
 
-assertRoot();
-const weft = weftHostLocal();
-const netns = TestNetns.create("hl");
-const dataDirs: string[] = [];
-
-test.after(() => {
-  netns.delete();
-  weft.cleanup();
-  for (const d of dataDirs) rmSync(d, { recursive: true, force: true });
-});
-
-function dataDir(): string {
-  const d = mkdtempSync(join(tmpdir(), "weft-hl-it-"));
-  dataDirs.push(d);
-  return d;
-}
+const { weft, netns, dataDir } = hostLocalSuite("hl", "weft-hl-it-");
 
 const add = (containerId: string, ifname = "eth0", args?: string): Call => ({
   command: "ADD",
