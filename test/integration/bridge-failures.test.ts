@@ -6,7 +6,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { uniqueName } from "../helpers/names.js";
 import { assertRoot } from "../helpers/netns.js";
-import { BridgeHarness, hostJson, natRules, type Outcome, subnet } from "./bridge-harness.js";
+import { hostJson, natRules, type Outcome, subnet, withHarness } from "./bridge-harness.js";
 
 /**
  * Bad input and failures half-way through an ADD: the caller gets a CNI error object (exit 1) and nothing
@@ -17,17 +17,6 @@ assertRoot();
 const FILE = 1;
 const net = (n: number) => subnet(FILE, n);
 const prefixOf = (cidr: string) => cidr.replace(/\.0\/24$/, "");
-
-function withHarness(fn: (h: BridgeHarness) => void): () => void {
-  return () => {
-    const h = new BridgeHarness();
-    try {
-      fn(h);
-    } finally {
-      h.cleanup();
-    }
-  };
-}
 
 function assertError(r: Outcome, msg: RegExp | string): void {
   assert.is(r.status, 1, r.stdout + r.stderr);

@@ -180,6 +180,18 @@ export class BridgeHarness {
   }
 }
 
+/** Each test gets its own bridge, network name, data dir and pods, removed afterwards. */
+export function withHarness(fn: (h: BridgeHarness) => void): () => void {
+  return () => {
+    const h = new BridgeHarness();
+    try {
+      fn(h);
+    } finally {
+      h.cleanup();
+    }
+  };
+}
+
 /**
  * /24s private to one test file in this process: 10.<pid-derived>.<base + n>.0/24 (the third octet starts
  * at 200 + 10 * fileIndex so files of the same run never overlap).

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { assertRoot } from "../helpers/netns.js";
-import { BridgeHarness, natRules, subnet } from "./bridge-harness.js";
+import { natRules, subnet, withHarness } from "./bridge-harness.js";
 
 /**
  * Drop-in: a pod added by the reference bridge (Debian's containernetworking-plugins v1.1.1, with its
@@ -13,17 +13,6 @@ import { BridgeHarness, natRules, subnet } from "./bridge-harness.js";
 assertRoot();
 const FILE = 2;
 const net = (n: number) => subnet(FILE, n);
-
-function withHarness(fn: (h: BridgeHarness) => void): () => void {
-  return () => {
-    const h = new BridgeHarness();
-    try {
-      fn(h);
-    } finally {
-      h.cleanup();
-    }
-  };
-}
 
 const ipsOf = (r: { json?: Record<string, unknown> }) =>
   ((r.json?.ips ?? []) as Array<{ address: string }>).map((i) => i.address.split("/")[0]!);

@@ -3,24 +3,13 @@ import { readFileSync } from "node:fs";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { assertRoot } from "../helpers/netns.js";
-import { BridgeHarness, hostJson, natRules, subnet } from "./bridge-harness.js";
+import { hostJson, natRules, subnet, withHarness } from "./bridge-harness.js";
 
 /** The less common bridge keys against the kernel: L2 mode, port flags, VLANs, spoof check; GC and STATUS. */
 
 assertRoot();
 const FILE = 3;
 const net = (n: number) => subnet(FILE, n);
-
-function withHarness(fn: (h: BridgeHarness) => void): () => void {
-  return () => {
-    const h = new BridgeHarness();
-    try {
-      fn(h);
-    } finally {
-      h.cleanup();
-    }
-  };
-}
 
 const sys = (path: string) => readFileSync(path, "utf8").trim();
 const vethOf = (r: { json?: Record<string, unknown> }) =>

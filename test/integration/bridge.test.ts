@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { assertRoot } from "../helpers/netns.js";
-import { BridgeHarness, hostJson, natRules, subnet, subnet6 } from "./bridge-harness.js";
+import { BridgeHarness, hostJson, natRules, subnet, subnet6, withHarness } from "./bridge-harness.js";
 
 /**
  * weft's bridge against real kernel objects: pods are network namespaces, the bridge and veths are real
@@ -13,18 +13,6 @@ import { BridgeHarness, hostJson, natRules, subnet, subnet6 } from "./bridge-har
 
 assertRoot();
 const FILE = 0;
-
-/** Each test gets its own bridge, network name, data dir and pods, removed afterwards. */
-function withHarness(fn: (h: BridgeHarness) => void): () => void {
-  return () => {
-    const h = new BridgeHarness();
-    try {
-      fn(h);
-    } finally {
-      h.cleanup();
-    }
-  };
-}
 
 const net = (n: number) => subnet(FILE, n);
 const prefixOf = (cidr: string) => cidr.replace(/\.0\/24$/, "");
