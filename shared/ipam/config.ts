@@ -117,16 +117,28 @@ function rangeSetInputs(sets: RangeJson[][] | null | undefined): RangeInput[][] 
 }
 
 /** An ip.IP list entry (`<ip>` or `<ip>/<len>`); "" decodes to no address and fails canonicalisation. */
-function requestedIp(text: string, source: "json" | "env"): IP | null {
+function requestedIp(text: string): IP | null {
   if (text === "") return null;
   const ip = parseIpOrCidr(text);
   if (ip) return ip;
-  if (source === "json") throw configError(`invalid IP address ${text}`);
-  // As shared/cni/args.ts reports LoadArgs failures: code 999, Go's %q.
-  throw new CniError(
-    ErrorCode.Internal,
-    `ARGS: error parsing value of pair ${goQuote(`IP=${text}`)}: invalid IP address ${text}`,
-  );
+  throw configError(`invalid IP address ${text}`);
+}
+
+/**
+ * CNI_ARGS `IP=`: the reference takes one address; weft also takes a comma list (what the static IPAM
+ * plugin accepts), which the reference rejects, so a single address reads the same in both.
+ */
+function requestedEnvIps(value: string): IP[] {
+  return value.split(",").map((item) => {
+    const text = item.trim();
+    const ip = parseIpOrCidr(text);
+    if (ip) return ip;
+    // As shared/cni/args.ts reports LoadArgs failures: code 999, Go's %q.
+    throw new CniError(
+      ErrorCode.Internal,
+      `ARGS: error parsing value of pair ${goQuote(`IP=${value}`)}: invalid IP address ${text}`,
+    );
+  });
 }
 
 /** Routes are copied into the result; their addresses print as the Go types re-marshal them. */
@@ -165,10 +177,10 @@ export function loadIpamConfig(conf: NetConf, envArgs: string): IpamConfig {
   const requested: Array<IP | null> = [];
   if (envArgs !== "") {
     const ip = loadCniArgs(envArgs, ["IP"]).IP;
-    if (ip !== undefined && ip !== "") requested.push(requestedIp(ip, "env"));
+    if (ip !== undefined && ip !== "") requested.push(...requestedEnvIps(ip));
   }
-  for (const text of conf.args?.cni?.ips ?? []) requested.push(requestedIp(text, "json"));
-  for (const text of conf.runtimeConfig?.ips ?? []) requested.push(requestedIp(text, "json"));
+  for (const text of conf.args?.cni?.ips ?? []) requested.push(requestedIp(text));
+  for (const text of conf.runtimeConfig?.ips ?? []) requested.push(requestedIp(text));
   const requestedIps = requested.map((ip) => {
     if (!ip) throw configError("cannot understand ip: IP <nil> not v4 nor v6");
     return ip;

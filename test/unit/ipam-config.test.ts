@@ -195,6 +195,20 @@ test("requested IPs: CNI_ARGS IP, then args.cni.ips, then runtimeConfig.ips, pre
   assert.equal(cfg.requestedIps.map(formatIp), ["10.0.0.10", "10.0.0.20", "fd00::20", "10.0.0.30"]);
 });
 
+test("CNI_ARGS IP= takes a comma list, one request per entry (the reference takes a single address)", () => {
+  const cfg = load(
+    { ranges: [[{ subnet: "10.0.0.0/24" }], [{ subnet: "fd00::/64" }]] },
+    {},
+    "IgnoreUnknown=1;IP=10.0.0.10/24, fd00::10",
+  );
+  assert.equal(cfg.requestedIps.map(formatIp), ["10.0.0.10", "fd00::10"]);
+  const ipam = { ranges: [[{ subnet: "10.0.0.0/24" }]] };
+  assert.is(
+    cniErrorOf(() => load(ipam, {}, "IP=10.0.0.10,10.0.0.300")).msg,
+    'ARGS: error parsing value of pair "IP=10.0.0.10,10.0.0.300": invalid IP address 10.0.0.300',
+  );
+});
+
 test("CNI_ARGS: unknown keys need IgnoreUnknown, a bad IP is LoadArgs' error, an empty IP is none", () => {
   const ipam = { ranges: [[{ subnet: "10.0.0.0/24" }]] };
   assert.is(cniErrorOf(() => load(ipam, {}, "FOO=bar")).msg, 'ARGS: unknown args ["FOO=bar"]');
