@@ -5,11 +5,12 @@
 //   - ADD them through libcni (the cnitool client) with the kube-flannel conflist and weft's executables
 //     (dist/bin): flannel -> bridge -> host-local, then portmap;
 //   - show their addresses, ping pod to pod and pod to gateway;
+//   - reach pod A through its hostPort from the node, from 127.0.0.1, from pod B and from itself;
 //   - DEL them, show that nothing is left, and clean up.
 // Everything is private to the run: temp dirs, a unique bridge and a free 10.N.0.0/16. Needs root.
 //
 //   node scripts/demo.mjs [--rebuild]     (builds dist/bin first when it is missing; WEFT_BIN_DIR overrides)
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -60,6 +61,8 @@ const bridge = `weftdemo${tag}`;
 const netName = `weft-demo-${tag}`;
 const pods = [`weft-demo-a-${tag}`, `weft-demo-b-${tag}`];
 const created = [];
+const servers = [];
+let dnatChain = "";
 let failed = false;
 
 try {
@@ -98,9 +101,16 @@ try {
   for (const name of ["flannel", "bridge", "host-local", "portmap"])
     symlinkSync(join(binDir, name), join(cniPath, name));
   const env = { ...process.env, NETCONFPATH: confDir, CNI_PATH: cniPath, CNI_CACHE_DIR: join(work, "cache") };
+  // Pod A publishes a hostPort, as a pod spec's `ports[].hostPort` makes kubelet ask through CAP_ARGS.
+  const hostPort = 30000 + Math.floor(Math.random() * 2000);
+  const capArgs = { [pods[0]]: { portMappings: [{ hostPort, containerPort: 8080, protocol: "tcp" }] } };
   const libcni = (verb, pod) => {
     const r = spawnSync(cnitool, [verb, netName, `/var/run/netns/${pod}`], {
-      env: { ...env, CNI_CONTAINERID: pod },
+      env: {
+        ...env,
+        CNI_CONTAINERID: pod,
+        ...(capArgs[pod] ? { CAP_ARGS: JSON.stringify(capArgs[pod]) } : {}),
+      },
       encoding: "utf8",
     });
     if (r.status !== 0) throw new Error(`cnitool ${verb} ${pod} failed:\n${r.stdout}${r.stderr}`);
@@ -144,11 +154,49 @@ try {
   ping(pods[1], addrs[pods[0]], `${pods[1]} -> ${pods[0]} (${addrs[pods[0]]})`);
   ping(pods[0], gateway, `${pods[0]} -> gateway (${gateway})`);
 
+  step(`hostPort ${hostPort} -> ${pods[0]}:8080 (portmap)`);
+  const server = spawn(
+    "ip",
+    [
+      "netns",
+      "exec",
+      pods[0],
+      "socat",
+      "TCP-LISTEN:8080,fork,reuseaddr",
+      `SYSTEM:echo hello from ${pods[0]}`,
+    ],
+    { stdio: "ignore" },
+  );
+  servers.push(server);
+  sh("sleep", ["0.3"]);
+  const fetch = (netns, host, what, expectAnswer = true) => {
+    const cmd = ["socat", "-T", "2", "-", `TCP:${host}:${hostPort},connect-timeout=2`];
+    const r = spawnSync(netns ? "ip" : cmd[0], netns ? ["netns", "exec", netns, ...cmd] : cmd.slice(1), {
+      encoding: "utf8",
+      input: "",
+    });
+    const answer = r.stdout.trim();
+    const ok = expectAnswer ? answer === `hello from ${pods[0]}` : answer === "";
+    console.log(`    ${ok ? color("32", "ok  ") : color("31", "FAIL")} ${what}: ${answer || "no answer"}`);
+    if (!ok) failed = true;
+  };
+  fetch(undefined, gateway, `node -> ${gateway}:${hostPort}`);
+  fetch(undefined, "127.0.0.1", `node -> 127.0.0.1:${hostPort}`);
+  fetch(pods[1], gateway, `${pods[1]} -> ${gateway}:${hostPort}`);
+  fetch(pods[0], gateway, `${pods[0]} -> itself through ${gateway}:${hostPort} (hairpin)`);
+  const nat = sh("iptables-save", ["-t", "nat"]).split("\n");
+  dnatChain = nat.find((l) => l.includes(netName))?.match(/-j (CNI-DN-\w+)/)?.[1] ?? "";
+  show(nat.filter((l) => l.includes(netName) || (dnatChain && l.startsWith(`-A ${dnatChain} `))).join("\n"));
+
   step("DEL both pods");
   for (const pod of pods) libcni("del", pod);
+  fetch(undefined, gateway, `node -> ${gateway}:${hostPort} after DEL`, false);
   const left = {
     "saved flannel configs": readdirSync(join(work, "flannel")),
     "reserved addresses": readdirSync(join(work, "ipam", netName)).filter((f) => /^[0-9a-f.:]+$/.test(f)),
+    "portmap rules": sh("iptables-save", ["-t", "nat"])
+      .split("\n")
+      .filter((l) => l.includes(netName) || (dnatChain && l.includes(dnatChain))),
     "bridge ports": JSON.parse(sh("ip", ["-j", "link", "show", "master", bridge]) || "[]").map(
       (l) => l.ifname,
     ),
@@ -164,6 +212,7 @@ try {
   console.error(`\n${color("31", "demo failed:")} ${err.message}`);
 } finally {
   step("Clean up");
+  for (const server of servers) server.kill();
   for (const pod of created) spawnSync("ip", ["netns", "del", pod]);
   spawnSync("ip", ["link", "del", bridge], { stdio: "ignore" });
   rmSync(work, { recursive: true, force: true });
