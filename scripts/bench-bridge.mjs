@@ -14,28 +14,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  dirOptions,
   fmtMs,
   inTurn,
   medianRow,
   netnsPool,
-  parseOptions,
-  REF_DIR,
   requireExecutables,
   requireRoot,
   timedSpawn,
-  weftBinDir,
 } from "./lib/bench.mjs";
 
-const {
-  runs,
-  weft: weftDir,
-  ref: refDir,
-} = parseOptions(
-  "bench-bridge",
-  process.argv.slice(2),
-  { runs: 30, weft: weftBinDir(), ref: REF_DIR },
-  { "--weft": ["weft", "path"], "--ref": ["ref", "string"] },
-);
+const { runs, weft: weftDir, ref: refDir } = dirOptions("bench-bridge");
 
 requireRoot("bench-bridge", "network namespaces, bridges", 2);
 requireExecutables("bench-bridge", [

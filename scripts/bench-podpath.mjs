@@ -22,28 +22,17 @@ import { join } from "node:path";
 import {
   buildCnitool,
   cnitoolCall,
+  dirOptions,
   flannelList,
   fmtMs,
   inTurn,
   medianRow,
   netnsPool,
-  parseOptions,
-  REF_DIR,
   requireExecutables,
   requireRoot,
-  weftBinDir,
 } from "./lib/bench.mjs";
 
-const {
-  runs,
-  weft: weftDir,
-  ref: refDir,
-} = parseOptions(
-  "bench-podpath",
-  process.argv.slice(2),
-  { runs: 30, weft: weftBinDir(), ref: REF_DIR },
-  { "--weft": ["weft", "path"], "--ref": ["ref", "string"] },
-);
+const { runs, weft: weftDir, ref: refDir } = dirOptions("bench-podpath");
 
 requireRoot("bench-podpath", "network namespaces, bridges", 2);
 requireExecutables("bench-podpath", [

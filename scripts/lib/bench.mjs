@@ -44,6 +44,16 @@ export function parseOptions(script, argv, opts, flags) {
   return opts;
 }
 
+/** `--runs N --weft DIR --ref DIR` of the benches that compare whole plugin directories. */
+export function dirOptions(script) {
+  return parseOptions(
+    script,
+    process.argv.slice(2),
+    { runs: 30, weft: weftBinDir(), ref: REF_DIR },
+    { "--weft": ["weft", "path"], "--ref": ["ref", "string"] },
+  );
+}
+
 /** Exits with `code` unless root: the script creates kernel objects. */
 export function requireRoot(script, why, code) {
   if (process.getuid?.() === 0) return;
