@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { pluginRunOf } from "./plugin.js";
 
 /**
  * The libcni test client (test/tools/cnitool/main.go): built on demand from Debian's golang-go and
@@ -105,13 +106,7 @@ export function cnitool(
   if (o.validAttachments) env.CNI_VALID_ATTACHMENTS = JSON.stringify(o.validAttachments);
   const argv = [verb, netName, ...(netns !== undefined ? [netns] : [])];
   const r = spawnSync(cnitoolPath(), argv, { env, encoding: "utf8" });
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json };
+  return pluginRunOf(r);
 }
 
 /** The container ID upstream cnitool derives from a netns path: "cnitool-" + hex(sha512(path)[:10]). */

@@ -37,11 +37,19 @@ export function runPlugin(exe: string, call: PluginCall, stdin: string | object 
   Object.assign(env, call.extraEnv ?? {});
   const input = typeof stdin === "string" ? stdin : JSON.stringify(stdin);
   const r = spawnSync(exe, [], { env, input, encoding: "utf8" });
-  let json: Record<string, unknown> | undefined;
+  return pluginRunOf(r);
+}
+
+/** stdout parsed as a JSON object, or undefined when it is empty or not JSON. */
+export function jsonOf(stdout: string): Record<string, unknown> | undefined {
   try {
-    json = r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;
+    return stdout.trim() ? (JSON.parse(stdout) as Record<string, unknown>) : undefined;
   } catch {
-    json = undefined;
+    return undefined;
   }
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json };
+}
+
+/** A finished process's exit status and output, stdout also as JSON. */
+export function pluginRunOf(r: { status: number | null; stdout: string; stderr: string }): PluginRun {
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: jsonOf(r.stdout) };
 }

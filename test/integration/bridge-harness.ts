@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { uniqueName } from "../helpers/names.js";
 import { TestNetns } from "../helpers/netns.js";
+import { type PluginRun, pluginRunOf } from "../helpers/plugin.js";
 
 /**
  * What the bridge integration tests share: which executables run (weft's packaged `bridge` from
@@ -18,12 +19,7 @@ export const REFERENCE_DIR = "/usr/lib/cni";
 const here = fileURLToPath(new URL(".", import.meta.url));
 const root = resolve(here, "..", "..", "..");
 
-export interface Outcome {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-  json: Record<string, unknown> | undefined;
-}
+export type Outcome = PluginRun;
 
 export interface Call {
   netns?: string;
@@ -74,13 +70,7 @@ export function run(exe: string, cniPath: string, verb: Verb, call: Call, conf: 
   };
   const input = typeof conf === "string" ? conf : JSON.stringify(conf);
   const r = spawnSync(exe, [], { env, input, encoding: "utf8" });
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json };
+  return pluginRunOf(r);
 }
 
 export interface ConfOptions {

@@ -18,7 +18,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { uniqueName } from "../helpers/names.js";
 import { assertRoot, TestNetns } from "../helpers/netns.js";
-import { type PluginCall, type PluginRun, runPlugin } from "../helpers/plugin.js";
+import { type PluginCall, type PluginRun, pluginRunOf, runPlugin } from "../helpers/plugin.js";
 
 /**
  * The packaged executables, run the way a container runtime runs them: a clean environment whose PATH
@@ -224,13 +224,7 @@ function runTraced(plugin: string, c: PluginCall, stdin: object): TracedRun {
     .split("\n")
     .map((line) => /execve\("([^"]*)".*= 0$/.exec(line)?.[1])
     .filter((p): p is string => p !== undefined);
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json, execs };
+  return { ...pluginRunOf(r), execs };
 }
 
 test("flannel runs a host-local delegate that is its own executable in-process, and execs any other", () => {

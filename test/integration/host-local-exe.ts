@@ -5,6 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { test } from "uvu";
 import { assertRoot, TestNetns } from "../helpers/netns.js";
+import { type PluginRun, pluginRunOf } from "../helpers/plugin.js";
 
 /** Helpers shared by the host-local integration tests: which executables to run and how. */
 
@@ -42,12 +43,7 @@ export interface Call {
   args?: string;
 }
 
-export interface Outcome {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-  json: Record<string, unknown> | undefined;
-}
+export type Outcome = PluginRun;
 
 /** Runs one plugin call as its own process, asynchronously so that many can race. */
 export function callPlugin(exe: string, call: Call, conf: object): Promise<Outcome> {
@@ -72,15 +68,7 @@ export function callPlugin(exe: string, call: Call, conf: object): Promise<Outco
       stderr += d;
     });
     child.on("error", reject);
-    child.on("close", (status) => {
-      let json: Record<string, unknown> | undefined;
-      try {
-        json = stdout.trim() ? (JSON.parse(stdout) as Record<string, unknown>) : undefined;
-      } catch {
-        json = undefined;
-      }
-      resolvePromise({ status, stdout, stderr, json });
-    });
+    child.on("close", (status) => resolvePromise(pluginRunOf({ status, stdout, stderr })));
     child.stdin.end(JSON.stringify(conf));
   });
 }

@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { pluginRunOf } from "../helpers/plugin.js";
 
 const MULTICALL = fileURLToPath(new URL("../../cli/multicall.js", import.meta.url));
 const V4 =
@@ -90,13 +91,7 @@ class Fixture {
         CNI_PATH: this.bin,
       },
     });
-    let json: Record<string, unknown> | undefined;
-    try {
-      json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
-    } catch {
-      json = undefined;
-    }
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr, json };
+    return pluginRunOf(r);
   }
 
   /** The delegate's calls so far, oldest first. */
