@@ -4,12 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { CmdArgs, Verb } from "../../shared/cni/env.js";
+import type { Verb } from "../../shared/cni/env.js";
 import { CniError } from "../../shared/cni/errors.js";
 import type { Plugin } from "../../shared/cni/plugin.js";
 import { decodeConfig, runVerb } from "../../shared/cni/skel.js";
 import { readStdin } from "../../shared/cni/stdin.js";
 import { createLogger } from "../../shared/log.js";
+import { cmdArgs } from "../helpers/cmd-args.js";
 import { cniErrorOf, expectRejection } from "../helpers/cni-error.js";
 
 const log = createLogger("cni-config-test", {});
@@ -41,18 +42,7 @@ function countingPlugin(): Plugin & { calls: number } {
   return p;
 }
 
-function call(command: Verb, stdin: string | object): CmdArgs {
-  return {
-    command,
-    containerId: "ctr1",
-    netns: "",
-    ifname: "eth0",
-    args: "",
-    path: "/opt/cni/bin",
-    netnsOverride: "",
-    stdin: Buffer.from(typeof stdin === "string" ? stdin : JSON.stringify(stdin)),
-  };
-}
+const call = (command: Verb, stdin: string | object) => cmdArgs(command, stdin);
 
 const decode = suite("config decoding (skel's validateConfig and DecodeVersion)");
 

@@ -4,12 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import type { CmdArgs, Verb } from "../../shared/cni/env.js";
 import { CniError } from "../../shared/cni/errors.js";
 import type { CallContext, Plugin } from "../../shared/cni/plugin.js";
 import { runVerb } from "../../shared/cni/skel.js";
 import type { Result } from "../../shared/cni/types.js";
 import { createLogger } from "../../shared/log.js";
+import { cmdArgs } from "../helpers/cmd-args.js";
 import { rejection } from "../helpers/cni-error.js";
 
 const log = createLogger("cni-skel-test", {});
@@ -22,19 +22,7 @@ const RESULT: Result = {
   routes: [{ dst: "0.0.0.0/0", gw: "10.213.9.1" }],
 };
 
-function call(command: Verb, stdin: object | string, over: Partial<CmdArgs> = {}): CmdArgs {
-  return {
-    command,
-    containerId: "ctr1",
-    netns: "",
-    ifname: "eth0",
-    args: "",
-    path: "/opt/cni/bin",
-    netnsOverride: "",
-    stdin: Buffer.from(typeof stdin === "string" ? stdin : JSON.stringify(stdin)),
-    ...over,
-  };
-}
+const call = cmdArgs;
 
 const verbs = suite("runVerb");
 
