@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { CniError, ErrorCode } from "../../shared/cni/errors.js";
 import type { Logger } from "../../shared/log.js";
 import {
@@ -34,6 +33,7 @@ import {
   sysLink,
   validLinkName,
 } from "../../shared/net/link.js";
+import { randomBytes } from "../../shared/net/random.js";
 import type { SysctlWrite } from "../../shared/net/sysctl.js";
 import { trySysctl } from "../../shared/net/sysctl.js";
 import { randomVethName, vethAdd } from "../../shared/net/veth.js";

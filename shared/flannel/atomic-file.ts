@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import {
   closeSync,
   fchmodSync,
@@ -10,6 +9,7 @@ import {
   writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { randomBytes } from "../net/random.js";
 
 export interface AtomicWriteOptions {
   /** The file's mode, applied with fchmod so the umask does not change it. */

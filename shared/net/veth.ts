@@ -1,6 +1,6 @@
-import { randomBytes } from "node:crypto";
 import type { IpCommand } from "./ip.js";
 import { q } from "./link.js";
+import { randomBytes } from "./random.js";
 import { run } from "./run.js";
 
 /**
