@@ -33,8 +33,9 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
   openNetns(args.netns);
 
   const undo = new Rollback();
-  const t0 = performance.now();
-  const step = (what: string) => log.debug(what, { ms: Math.round(performance.now() - t0) });
+  // Date.now, not performance.now: the `performance` global loads perf_hooks (~2 ms) on first use.
+  const t0 = Date.now();
+  const step = (what: string) => log.debug(what, { ms: Date.now() - t0 });
   try {
     const result: Result = { cniVersion: n.cniVersion, interfaces: [], ips: [], routes: [] };
     let gateways: string[] = [];

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "./atomic-file.js";
 
@@ -32,8 +32,14 @@ export function readSavedConfig(dataDir: string, containerId: string): Buffer | 
   }
 }
 
+/** Removes the saved config; one already gone is fine. (unlink, not rmSync: that loads its rimraf.) */
 export function removeSavedConfig(dataDir: string, containerId: string): void {
-  rmSync(savedConfigPath(dataDir, containerId), { force: true });
+  try {
+    unlinkSync(savedConfigPath(dataDir, containerId));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
+  }
 }
 
 /** Container IDs with a saved config (temp files of an interrupted save start with "." and are skipped). */
