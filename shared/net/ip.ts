@@ -138,8 +138,9 @@ const SPLIT = "@@weft-host-done@@";
 
 /**
  * A host batch and, only if it succeeded, a batch inside the pod's namespace (with its sysctls), in ONE
- * process: sh runs the host `ip`, then execs nsenter for the pod part. The host batch travels as an
- * argument, the pod batch on stdin; a marker line separates the two halves of stdout and stderr.
+ * process: sh runs the host `ip`, then execs nsenter for the pod part. The host batch travels on fd 3
+ * (a pipe: `printf | ip` would cost a forked subshell), the pod batch on stdin; a marker line separates
+ * the two halves of stdout and stderr.
  */
 export async function ipBatchThenPod(
   host: IpCommand[],
@@ -151,15 +152,17 @@ export async function ipBatchThenPod(
   const podArgs = ipArgs(pod, false).join(" ");
   const inner = `${pre.script}exec ip ${podArgs}`;
   const script = [
-    `printf %s "$1" | ip ${hostArgs}`,
+    `ip ${hostArgs} <&3 3<&-`,
     "rc=$?",
+    "exec 3<&-",
     `echo "${SPLIT} $rc"; echo ${SPLIT} >&2`,
     '[ "$rc" -eq 0 ] || exit "$rc"',
-    "ns=$2; shift 2",
+    "ns=$1; shift",
     `exec nsenter --net="$ns" -- sh -c '${inner}' sh "$@"`,
   ].join("\n");
-  const r = await run("sh", ["-c", script, "sh", batchInput(host), opts.netns, ...pre.args], {
+  const r = await run("sh", ["-c", script, "sh", opts.netns, ...pre.args], {
     input: batchInput(pod),
+    fd3Input: batchInput(host),
     allowFail: true,
   });
   const marker = new RegExp(`${SPLIT} (\\d+)\\n`);

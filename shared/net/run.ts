@@ -11,6 +11,8 @@ export interface RunOptions {
   netns?: string;
   /** Return a failing result instead of throwing. */
   allowFail?: boolean;
+  /** A second input, on the command's fd 3 (a pipe, closed after writing). */
+  fd3Input?: string;
 }
 
 export interface RunResult {
@@ -37,9 +39,10 @@ export class CommandError extends Error {
 export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   const [file, argv] = opts.netns ? ["nsenter", [`--net=${opts.netns}`, "--", cmd, ...args]] : [cmd, args];
   return new Promise((resolve, reject) => {
+    const fd3 = opts.fd3Input !== undefined;
     const child = spawn(file, argv, {
       env: { ...process.env, LC_ALL: "C" },
-      stdio: ["pipe", "pipe", "pipe"],
+      stdio: fd3 ? ["pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe"],
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -62,5 +65,10 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
       else resolve(result);
     });
     child.stdin.end(opts.input ?? "");
+    if (fd3) {
+      const extra = child.stdio[3] as NodeJS.WritableStream;
+      extra.on("error", () => undefined);
+      extra.end(opts.fd3Input ?? "");
+    }
   });
 }
