@@ -1,3 +1,4 @@
+import { validAttachments } from "../../shared/cni/attachments.js";
 import { CniError, ErrorCode, wrapError } from "../../shared/cni/errors.js";
 import { invokeDelegate } from "../../shared/cni/invoke.js";
 import type { CallContext, Plugin } from "../../shared/cni/plugin.js";
@@ -170,7 +171,7 @@ async function cmdStatus(ctx: Ctx): Promise<void> {
 async function cmdGc(ctx: Ctx): Promise<void> {
   const { args, conf, log } = ctx;
   const n = loadNetConf(conf, args.args);
-  const valid = [...(conf["cni.dev/valid-attachments"] ?? []), ...(conf["cni.dev/attachments"] ?? [])];
+  const valid = validAttachments(conf) ?? [];
   const keep = new Set(valid.map((a) => a.containerID));
   const removed = await (await ipmasq()).gcIpMasq(n.name, keep);
   removed.push(...(await (await ipmasqNft()).gcIpMasqNft(n.name, valid)));

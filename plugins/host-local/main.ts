@@ -1,3 +1,4 @@
+import { validAttachments } from "../../shared/cni/attachments.js";
 import { CniError, ErrorCode } from "../../shared/cni/errors.js";
 import type { CallContext, Plugin } from "../../shared/cni/plugin.js";
 import type { Result } from "../../shared/cni/types.js";
@@ -5,7 +6,7 @@ import { allocate, hasReservation, release, toIpConfig } from "../../shared/ipam
 import { exhaustedRangeSet } from "../../shared/ipam/capacity.js";
 import { hostLocalSchema, loadIpamConfig } from "../../shared/ipam/config.js";
 import { parseResolvConf } from "../../shared/ipam/dns.js";
-import { gcReservations, validAttachments } from "../../shared/ipam/gc.js";
+import { gcReservations } from "../../shared/ipam/gc.js";
 
 /** host-local: addresses from range sets, one file per address under `<dataDir>/<network>`. */
 

@@ -1,3 +1,4 @@
+import { validAttachments } from "../../shared/cni/attachments.js";
 import { CniError, ErrorCode, wrapError } from "../../shared/cni/errors.js";
 import type { CallContext, Plugin } from "../../shared/cni/plugin.js";
 import type { Result } from "../../shared/cni/types.js";
@@ -85,12 +86,12 @@ async function cmdCheck(ctx: Ctx): Promise<void> {
 
 async function cmdGc(ctx: Ctx): Promise<void> {
   const conf = load(ctx, false, false);
-  const lists = [ctx.conf["cni.dev/valid-attachments"], ctx.conf["cni.dev/attachments"]];
-  if (lists.every((l) => l === undefined)) {
+  const attachments = validAttachments(ctx.conf);
+  if (attachments === undefined) {
     ctx.log.warn("GC without cni.dev/valid-attachments: nothing removed");
     return;
   }
-  const valid = new Set(lists.flatMap((l) => (l ?? []).map((a) => a.containerID)));
+  const valid = new Set(attachments.map((a) => a.containerID));
   const mapper = await selectBackend(conf);
   await mapper.gc(conf, valid);
 }

@@ -1,20 +1,8 @@
 import { existsSync } from "node:fs";
-import type { Attachment, NetConf } from "../cni/types.js";
+import type { Attachment } from "../cni/types.js";
 import type { IpamConfig } from "./config.js";
 import { withFileLock } from "./flock.js";
 import { type Owner, ReservationStore } from "./store.js";
-
-/**
- * The attachments a GC call says are still in use: `cni.dev/valid-attachments` plus the legacy
- * `cni.dev/attachments` (libcni sends both). Undefined when the runtime sent neither key, which is not
- * the same as an empty list.
- */
-export function validAttachments(conf: NetConf): Attachment[] | undefined {
-  const lists = [conf["cni.dev/valid-attachments"], conf["cni.dev/attachments"]].filter(
-    (l): l is Attachment[] => Array.isArray(l),
-  );
-  return lists.length === 0 ? undefined : lists.flat();
-}
 
 function isValid(owner: Owner, valid: Attachment[]): boolean {
   // A legacy file names no interface: any attachment of that container keeps it.

@@ -3,11 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { validAttachments } from "../../shared/cni/attachments.js";
 import type { NetConf } from "../../shared/cni/types.js";
 import { allocate } from "../../shared/ipam/allocator.js";
 import { exhaustedRangeSet, rangeSetUsage } from "../../shared/ipam/capacity.js";
 import { loadIpamConfig, type RangeJson } from "../../shared/ipam/config.js";
-import { gcReservations, validAttachments } from "../../shared/ipam/gc.js";
+import { gcReservations } from "../../shared/ipam/gc.js";
 
 const dirs: string[] = [];
 test.after(() => {
