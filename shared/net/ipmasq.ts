@@ -1,6 +1,15 @@
 import { createHash } from "node:crypto";
 import { familyOf, networkOf, parseIpNet } from "./ipnet.js";
-import { applyRules, type Family, iptables, rulesIn, saveTable } from "./iptables.js";
+import {
+  applyRules,
+  chainDeclaration,
+  deletionOf,
+  type Family,
+  iptables,
+  rulesIn,
+  saveTable,
+  splitArgs,
+} from "./iptables.js";
 
 /**
  * Source NAT for pod addresses, with the reference's iptables layout (pkg/ip/ipmasq_iptables_linux.go) so
@@ -54,7 +63,7 @@ export function masqRestoreLines(
   jumps: string[],
 ): string[] {
   const c = quoteComment(comment);
-  const lines = [`:${chain} - [0:0]`];
+  const lines = [chainDeclaration(chain)];
   for (const a of addrs) lines.push(`-A ${chain} -d ${networkOf(a)} -m comment --comment ${c} -j ACCEPT`);
   lines.push(`-A ${chain} ! -d ${multicast(family)} -m comment --comment ${c} -j MASQUERADE`);
   for (const ip of jumps) lines.push(`-A ${masqJumpSpec(ip, chain, comment)}`);
@@ -71,8 +80,7 @@ export async function setupIpMasq(addrs: string[], network: string, containerId:
     // A repeated ADD must not duplicate the jump; -C fails too when the chain does not exist yet.
     const jumps: string[] = [];
     for (const a of mine) {
-      const spec = masqJumpSpec(a, chain, comment).split(" ");
-      const args = ["-t", "nat", "-C", ...unquoteArgs(spec)];
+      const args = ["-t", "nat", "-C", ...splitArgs(masqJumpSpec(a, chain, comment))];
       if (!(await iptables(family, args))) jumps.push(a);
     }
     await applyRules(family, "nat", masqRestoreLines(family, mine, chain, comment, jumps));
@@ -109,7 +117,7 @@ export function masqTeardownLines(saved: string, chains: string[]): string[] {
   const lines: string[] = [];
   for (const rule of rulesIn(saved, "POSTROUTING")) {
     const target = / -j (\S+)\s*$/.exec(rule)?.[1];
-    if (target && chains.includes(target)) lines.push(`-D ${rule.slice(3)}`);
+    if (target && chains.includes(target)) lines.push(deletionOf(rule));
   }
   for (const c of present) lines.push(`-F ${c}`, `-X ${c}`);
   return lines;
@@ -150,31 +158,4 @@ export async function gcIpMasq(network: string, keep: Set<string>): Promise<stri
     removed.push(...stale);
   }
   return removed;
-}
-
-/** Splits a saved rule spec into argv, honouring the double quotes iptables-save uses for comments. */
-export function unquoteArgs(words: string[]): string[] {
-  const text = words.join(" ");
-  const out: string[] = [];
-  let cur = "";
-  let inQuote = false;
-  let has = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (inQuote && ch === "\\" && i + 1 < text.length) {
-      cur += text[++i];
-    } else if (ch === '"') {
-      inQuote = !inQuote;
-      has = true;
-    } else if (ch === " " && !inQuote) {
-      if (has || cur) out.push(cur);
-      cur = "";
-      has = false;
-    } else {
-      cur += ch;
-      has = true;
-    }
-  }
-  if (has || cur) out.push(cur);
-  return out;
 }

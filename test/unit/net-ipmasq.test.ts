@@ -6,7 +6,6 @@ import {
   masqComment,
   masqRestoreLines,
   masqTeardownLines,
-  unquoteArgs,
 } from "../../shared/net/ipmasq.js";
 import {
   nftMasqComment,
@@ -15,6 +14,7 @@ import {
   nftMasqSetupScript,
   nftNetworkHash,
 } from "../../shared/net/ipmasq-nft.js";
+import { splitArgs } from "../../shared/net/iptables.js";
 
 test("chain name and comment are the reference's (lab: cbr0 + ctr1)", () => {
   assert.is(masqChainName("cbr0", "ctr1"), "CNI-9cccacf967e00a3c04e26966");
@@ -76,19 +76,21 @@ test("GC finds only this network's chains, with the container ID of their commen
 
 test("saved rule specs split into argv with quoted comments", () => {
   assert.equal(
-    unquoteArgs([
-      "-s",
-      "10.0.0.1/32",
-      "-m",
-      "comment",
-      "--comment",
-      '"name:',
-      '\\"n\\"',
-      "id:",
-      '\\"c\\""',
-      "-j",
-      "X",
-    ]),
+    splitArgs(
+      [
+        "-s",
+        "10.0.0.1/32",
+        "-m",
+        "comment",
+        "--comment",
+        '"name:',
+        '\\"n\\"',
+        "id:",
+        '\\"c\\""',
+        "-j",
+        "X",
+      ].join(" "),
+    ),
     ["-s", "10.0.0.1/32", "-m", "comment", "--comment", 'name: "n" id: "c"', "-j", "X"],
   );
 });
