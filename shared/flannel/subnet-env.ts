@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { writeFileAtomic } from "./atomic-file.js";
+import { writeFileAtomic } from "../fs/atomic-file.js";
 import { firstHostCidr, type Network, parseNetwork } from "./cidr.js";
 
 /**
