@@ -1,4 +1,5 @@
 import { Address4, Address6 } from "ip-address";
+import { firstHost } from "../net/ipnet.js";
 
 /** A CIDR in network form (host bits cleared), as Go's `net.ParseCIDR` returns it in its `*IPNet`. */
 export interface Network {
@@ -65,11 +66,5 @@ export function parseIp(text: string): string {
 /** The first address after the network address with its prefix ("10.244.3.0/24" -> "10.244.3.1/24"). */
 export function firstHostCidr(network: string): string {
   const n = parseCidr(network);
-  const bits = n.bits;
-  if (n.family === 4) {
-    const a = new Address4(n.cidr).startAddress();
-    return `${Address4.fromBigInt(a.bigInt() + 1n).correctForm()}/${bits}`;
-  }
-  const a = new Address6(n.cidr).startAddress();
-  return `${Address6.fromBigInt(a.bigInt() + 1n).correctForm()}/${bits}`;
+  return `${firstHost(n.cidr)}/${n.bits}`;
 }
