@@ -1,7 +1,3 @@
-import { readFile } from "node:fs/promises";
-import { endianness } from "node:os";
-import { Netmask } from "netmask";
-import { run } from "../../shared/net/run.js";
 import { ensureSysctl, ifaceKey } from "../../shared/net/sysctl.js";
 
 /**
@@ -10,50 +6,6 @@ import { ensureSysctl, ifaceKey } from "../../shared/net/sysctl.js";
  * on the outgoing interface. The reference sets it on the interface routing to the container (e.g. the
  * bridge). IPv6 has no equivalent, so `::1` is not mapped.
  */
-
-/** `/proc/net/route` prints addresses as the host-order hex of the network-order word. */
-function procAddress(hex: string): string {
-  const bytes = [...Buffer.from(hex, "hex")];
-  return (endianness() === "LE" ? bytes.reverse() : bytes).join(".");
-}
-
-const RTF_UP = 0x1;
-
-/**
- * The interface of the main table's longest-prefix route to `ip` (lowest metric among equals), from
- * /proc/net/route: what `ip route get` answers when no policy rule sends pod traffic elsewhere, without
- * starting a process.
- */
-export function mainTableInterface(procNetRoute: string, ip: string): string | undefined {
-  let best: { dev: string; bits: number; metric: number } | undefined;
-  for (const line of procNetRoute.split("\n").slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length < 8 || !(Number.parseInt(f[3]!, 16) & RTF_UP)) continue;
-    // Netmask takes no 0.0.0.0 mask, so the mask goes in as its prefix length (set bits).
-    const bits = [...Number.parseInt(f[7]!, 16).toString(2)].filter((b) => b === "1").length;
-    const net = new Netmask(`${procAddress(f[1]!)}/${bits}`);
-    if (!net.contains(ip)) continue;
-    const metric = Number(f[6]);
-    if (!best || net.bitmask > best.bits || (net.bitmask === best.bits && metric < best.metric)) {
-      best = { dev: f[0]!, bits: net.bitmask, metric };
-    }
-  }
-  return best?.dev;
-}
-
-/** The host interface the kernel sends traffic for the IPv4 address `ip` through (the reference's RouteGet). */
-export async function routableHostInterface(ip: string): Promise<string | undefined> {
-  const table = await readFile("/proc/net/route", "utf8").catch(() => undefined);
-  const dev = table === undefined ? undefined : mainTableInterface(table, ip);
-  if (dev) return dev;
-  const r = await run("ip", ["-j", "route", "get", ip], { allowFail: true });
-  if (r.exitCode !== 0) return undefined;
-  try {
-    return (JSON.parse(r.stdout) as Array<{ dev?: string }>).find((x) => x.dev)?.dev;
-  } catch {
-    return undefined;
-  }
-}
 
 /** Sets net.ipv4.conf.<ifname>.route_localnet=1 unless it already is. */
 export function enableRouteLocalnet(ifname: string): void {

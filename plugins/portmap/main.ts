@@ -2,6 +2,7 @@ import { validAttachments } from "../../shared/cni/attachments.js";
 import { CniError, ErrorCode, wrapError } from "../../shared/cni/errors.js";
 import type { CallContext, Plugin } from "../../shared/cni/plugin.js";
 import type { Result } from "../../shared/cni/types.js";
+import { routableHostInterface } from "../../shared/net/route-lookup.js";
 import { selectBackend } from "./backend.js";
 import {
   type ContainerNet,
@@ -10,7 +11,7 @@ import {
   parseConfig,
   portMapSchema,
 } from "./config.js";
-import { enableRouteLocalnet, routableHostInterface } from "./localnet.js";
+import { enableRouteLocalnet } from "./localnet.js";
 import { flushStaleUdpFlows } from "./stale-flows.js";
 
 /**

@@ -9,10 +9,10 @@ import {
   portMapSchema,
   selectContainerIps,
 } from "../../plugins/portmap/config.js";
-import { mainTableInterface } from "../../plugins/portmap/localnet.js";
 import { CniError } from "../../shared/cni/errors.js";
 import { netConfSchema } from "../../shared/cni/schemas.js";
 import { validateSchema } from "../../shared/cni/validate.js";
+import { mainTableInterface } from "../../shared/net/route-lookup.js";
 import { cniErrorOf } from "../helpers/cni-error.js";
 
 const tcp = (hostPort: number, containerPort = 80) => ({ hostPort, containerPort, protocol: "tcp" });
