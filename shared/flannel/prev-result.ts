@@ -1,3 +1,5 @@
+import { familyOf } from "../net/ipnet.js";
+
 /**
  * flannel's delegate routes carry no `gw`: bridge (ipam.ConfigureIface) installs each gateway-less route
  * via the gateway of the same family from the result's ips. The reference bridge's CHECK
@@ -20,8 +22,4 @@ export function withRouteGateways(prevResult: Record<string, unknown>): Record<s
     return gw ? { ...r, gw } : r;
   });
   return { ...prevResult, routes };
-}
-
-function familyOf(cidr: string): 4 | 6 {
-  return cidr.includes(":") ? 6 : 4;
 }
