@@ -13,6 +13,7 @@ import {
 } from "./config.js";
 import { enableRouteLocalnet } from "./localnet.js";
 import { flushStaleUdpFlows } from "./stale-flows.js";
+import { backendProblem } from "./status.js";
 
 /**
  * portmap: a chained plugin that forwards host ports to the container (runtimeConfig.portMappings),
@@ -97,6 +98,11 @@ async function cmdGc(ctx: Ctx): Promise<void> {
   await mapper.gc(conf, valid);
 }
 
+async function cmdStatus(ctx: Ctx): Promise<void> {
+  const problem = await backendProblem(load(ctx, false, false));
+  if (problem) throw new CniError(ErrorCode.PluginNotAvailable, problem);
+}
+
 export const plugin: Plugin<PortMapNetConf> = {
   name: "portmap",
   schema: portMapSchema,
@@ -104,4 +110,5 @@ export const plugin: Plugin<PortMapNetConf> = {
   del: cmdDel,
   check: cmdCheck,
   gc: cmdGc,
+  status: cmdStatus,
 };

@@ -167,3 +167,17 @@ export async function iptablesUsable(family: Family): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * Whether the plain tool can read the nat table (`-t nat -S OUTPUT`, a chain every nat table has), the
+ * table the reference's portmap checks (`-t nat -L OUTPUT`). Unlike iptablesUsable, exit 1 is a failure.
+ */
+export async function probeNatTable(family: Family): Promise<{ ok: true } | { ok: false; message: string }> {
+  try {
+    const r = await run(tool(family, "plain"), ["-w", "-t", "nat", "-S", "OUTPUT"], { allowFail: true });
+    if (r.exitCode === 0) return { ok: true };
+    return { ok: false, message: r.stderr.trim() || `exit status ${r.exitCode}` };
+  } catch (err) {
+    return { ok: false, message: (err as Error).message };
+  }
+}

@@ -65,16 +65,25 @@ export function deleteRuleCommand(rule: NftRule): string {
  * comment in check mode.
  */
 export async function nftUsable(): Promise<boolean> {
+  return (await probeNft()).ok;
+}
+
+/** nftUsable with the reason when it is not. */
+export async function probeNft(): Promise<NftOutcome> {
+  const fail = (message: string): NftOutcome => ({ ok: false, message });
   try {
     const v = await run("nft", ["--version"], { allowFail: true });
     const m = /v(\d+)\.(\d+)\.(\d+)/.exec(v.stdout);
-    if (v.exitCode !== 0 || !m) return false;
+    if (v.exitCode !== 0 || !m)
+      return fail(`nft --version: ${v.stderr.trim() || v.stdout.trim() || `exit status ${v.exitCode}`}`);
     const [maj, min, patch] = [Number(m[1]), Number(m[2]), Number(m[3])];
-    if (maj < 1 || (maj === 1 && min === 0 && patch < 1)) return false;
+    if (maj < 1 || (maj === 1 && min === 0 && patch < 1)) return fail(`nft ${m[0]} is older than v1.0.1`);
     const probe = 'add table ip weft_probe { comment "probe" ; }\n';
     const c = await run("nft", ["--check", "-f", "-"], { input: probe, allowFail: true });
-    return c.exitCode === 0;
-  } catch {
-    return false;
+    return c.exitCode === 0
+      ? { ok: true }
+      : fail(`nft --check: ${c.stderr.trim() || `exit status ${c.exitCode}`}`);
+  } catch (err) {
+    return fail((err as Error).message);
   }
 }
