@@ -1,10 +1,11 @@
+import { validAttachments } from "../../shared/cni/attachments.js";
 import { splitPath } from "../../shared/cni/env.js";
 import { CniError, ErrorCode, toCniError, wrapError } from "../../shared/cni/errors.js";
 import { findInPath, invokeDelegate } from "../../shared/cni/invoke.js";
 import type { CallContext, Plugin } from "../../shared/cni/plugin.js";
 import { parseResult } from "../../shared/cni/results.js";
 import type { JsonSchema } from "../../shared/cni/schemas.js";
-import type { Attachment, Result } from "../../shared/cni/types.js";
+import type { Result } from "../../shared/cni/types.js";
 import {
   buildDelegateConfig,
   delegateType,
@@ -192,17 +193,22 @@ function checkSubnetUnchanged(ctx: Ctx, saved: Record<string, unknown>): void {
   }
 }
 
-function validAttachments(ctx: Ctx): Attachment[] {
-  return ctx.conf["cni.dev/valid-attachments"] ?? ctx.conf["cni.dev/attachments"] ?? [];
-}
-
 /**
  * Beyond the reference (no GC): removes the saved configs of this network's containers that are not
- * valid any more, then forwards GC to the delegate so it releases their addresses and rules.
+ * valid any more, then forwards GC to the delegate so it releases their addresses and rules. A GC
+ * without either attachments key says nothing about which pods live, so nothing is removed and the
+ * delegate is not asked (a delegate reading "no list" as "none valid" would drop every pod's state).
  */
 async function cmdGc(ctx: Ctx): Promise<void> {
   const dir = dataDir(ctx);
-  const valid = new Set(validAttachments(ctx).map((a) => a.containerID));
+  const attachments = validAttachments(ctx.conf);
+  if (attachments === undefined) {
+    ctx.log.warn(
+      "GC without cni.dev/valid-attachments or cni.dev/attachments: nothing removed, delegate not called",
+    );
+    return;
+  }
+  const valid = new Set(attachments.map((a) => a.containerID));
   let sample: Record<string, unknown> | undefined;
   for (const cid of listSavedContainerIds(dir)) {
     const bytes = readSavedConfig(dir, cid);

@@ -329,6 +329,43 @@ withFixture("GC with the legacy cni.dev/attachments key", (f) => {
   assert.equal(readdirSync(f.dataDir), ["b"]);
 });
 
+withFixture("GC with both keys keeps the union of the two lists", (f) => {
+  const v110 = f.conf({ cniVersion: "1.1.0" });
+  for (const cid of ["a", "b", "c"]) assert.is(f.run("ADD", v110, cid).status, 0);
+  const gc = f.run(
+    "GC",
+    {
+      ...v110,
+      "cni.dev/valid-attachments": [{ containerID: "a", ifname: "eth0" }],
+      "cni.dev/attachments": [{ containerID: "b", ifname: "eth0" }],
+    },
+    "",
+  );
+  assert.is(gc.status, 0, gc.stdout + gc.stderr);
+  assert.equal(readdirSync(f.dataDir).sort(), ["a", "b"]);
+});
+
+withFixture("GC without either attachments key removes nothing, is not forwarded, and warns", (f) => {
+  const v110 = f.conf({ cniVersion: "1.1.0" });
+  for (const cid of ["a", "b"]) assert.is(f.run("ADD", v110, cid).status, 0);
+  const calls = f.delegateCalls().length;
+  const gc = f.run("GC", v110, "");
+  assert.is(gc.status, 0, gc.stdout + gc.stderr);
+  assert.is(gc.stdout, "");
+  assert.equal(readdirSync(f.dataDir).sort(), ["a", "b"]);
+  assert.is(f.delegateCalls().length, calls, "the delegate gets no GC");
+  assert.match(gc.stderr, /warn .*GC without cni\.dev\/valid-attachments/);
+});
+
+withFixture("GC with an empty list removes every saved config of this network", (f) => {
+  const v110 = f.conf({ cniVersion: "1.1.0" });
+  for (const cid of ["a", "b"]) assert.is(f.run("ADD", v110, cid).status, 0);
+  const gc = f.run("GC", { ...v110, "cni.dev/valid-attachments": [] }, "");
+  assert.is(gc.status, 0, gc.stdout + gc.stderr);
+  assert.equal(readdirSync(f.dataDir), []);
+  assert.is(f.delegateCalls().at(-1)?.verb, "GC");
+});
+
 withFixture("STATUS: ready only with a valid subnet.env and the delegate and IPAM plugins installed", (f) => {
   const v110 = f.conf({ cniVersion: "1.1.0" });
   assert.is(f.run("STATUS", v110, "").status, 0);
