@@ -10,6 +10,7 @@ import { ensureSysctl } from "../../shared/net/sysctl.js";
 import { type BridgeNetConf, type BridgeSettings, loadNetConf } from "./config.js";
 import { calcGateways } from "./gateways.js";
 import { attachPod, type HostAttachment, preflightBridge, removeGateways, removeHostVeth } from "./host.js";
+import { ipMasqBackendFor } from "./masq-backend.js";
 import { finishPod, podPlan } from "./pod.js";
 import { releasePodLink } from "./release.js";
 import { Rollback } from "./rollback.js";
@@ -73,7 +74,7 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
     }
     if (n.isLayer3 && n.ipMasq) {
       const addrs = (result.ips ?? []).map((ip) => ip.address);
-      if (n.ipMasqBackend === "nftables") {
+      if ((await ipMasqBackendFor(n.ipMasqBackend)) === "nftables") {
         const { setupIpMasqNft, teardownIpMasqNft } = await ipmasqNft();
         undo.add("remove the masquerade rules", () =>
           teardownIpMasqNft(n.name, args.ifname, args.containerId),
@@ -155,7 +156,7 @@ async function cmdCheck(ctx: Ctx): Promise<void> {
 async function cmdStatus(ctx: Ctx): Promise<void> {
   const { args } = ctx;
   const n = loadNetConf(ctx.conf, args.args);
-  if (n.isLayer3 && n.ipMasq && (n.ipMasqBackend ?? "iptables") === "iptables") {
+  if (n.isLayer3 && n.ipMasq && (await ipMasqBackendFor(n.ipMasqBackend)) === "iptables") {
     const { iptables } = await import("../../shared/net/iptables.js");
     if (!(await iptables(4, ["-t", "nat", "-S", "POSTROUTING"]))) {
       throw new CniError(
