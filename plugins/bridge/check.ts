@@ -28,11 +28,12 @@ export async function checkPod(n: BridgeSettings, args: CmdArgs, prev: Result): 
 
   const [contLink, addrs, routes4, routes6] = await readPod(args);
   const cont = checkContainerIface(contMap, contLink);
+  checkMtu(args.ifname, cont.mtu, n.mtu);
 
   let vethFound = false;
   for (const intf of interfaces) {
     if (intf.name === brMap.name || intf.name === contMap.name) continue;
-    if (checkHostVeth(intf, br.ifindex, cont)) {
+    if (checkHostVeth(intf, br.ifindex, cont, n.mtu)) {
       vethFound = true;
       break;
     }
@@ -111,7 +112,7 @@ async function readPod(
 function checkContainerIface(
   intf: Interface,
   link: LinkRecord | undefined,
-): { ifindex: number; peer: number } {
+): { ifindex: number; peer: number; mtu: number } {
   if (intf.name === "") throw fail("Interface name missing ");
   if (!link) throw fail(`Interface name ${intf.name} not found`);
   if (!intf.sandbox) throw fail(`Interface ${intf.name} is expected to be in a sandbox`);
@@ -119,7 +120,16 @@ function checkContainerIface(
   if (intf.mac && intf.mac !== link.address) {
     throw fail(`Interface ${intf.name} Mac ${intf.mac} doesn't match container Mac: ${link.address}`);
   }
-  return { ifindex: link.ifindex, peer: link.link_index ?? -1 };
+  return { ifindex: link.ifindex, peer: link.link_index ?? -1, mtu: link.mtu };
+}
+
+/**
+ * Beyond the reference (its CHECK ignores the MTU): a configured `mtu` must still be on both veth ends,
+ * since a pod whose MTU drifted hangs on large transfers (anchors, complaint 5).
+ */
+function checkMtu(ifname: string, actual: number, configured: number): void {
+  if (configured > 0 && actual !== configured)
+    throw fail(`Interface ${ifname} MTU ${actual} doesn't match configured MTU ${configured}`);
 }
 
 /** validateCniVethInterface: true when `intf` is the container's peer and a port of the bridge. */
@@ -127,6 +137,7 @@ function checkHostVeth(
   intf: Interface,
   bridgeIndex: number,
   cont: { ifindex: number; peer: number },
+  mtu: number,
 ): boolean {
   if (intf.name === "") throw fail("Interface name missing ");
   const link = sysLink(intf.name);
@@ -137,5 +148,6 @@ function checkHostVeth(
   if (!link.master || sysLink(link.master)?.ifindex !== bridgeIndex) return false;
   if (intf.mac && intf.mac !== link.address)
     throw fail(`Interface ${intf.name} Mac doesn't match: ${intf.mac} not found`);
+  checkMtu(intf.name, link.mtu, mtu);
   return true;
 }
