@@ -172,7 +172,13 @@ async function cmdStatus(ctx: Ctx): Promise<void> {
 async function cmdGc(ctx: Ctx): Promise<void> {
   const { args, conf, log } = ctx;
   const n = loadNetConf(conf, args.args);
-  const valid = validAttachments(conf) ?? [];
+  const valid = validAttachments(conf);
+  // No list at all is not "nothing is valid": removing every chain of the network on a malformed GC would
+  // cut every pod off. host-local, portmap and flannel read it the same way.
+  if (valid === undefined) {
+    log.warn("GC without cni.dev/valid-attachments: nothing removed");
+    return;
+  }
   const keep = new Set(valid.map((a) => a.containerID));
   const removed = await (await ipmasq()).gcIpMasq(n.name, keep);
   removed.push(...(await (await ipmasqNft()).gcIpMasqNft(n.name, valid)));

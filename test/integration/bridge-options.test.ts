@@ -192,6 +192,22 @@ test(
 );
 
 test(
+  "GC without any attachment list removes nothing (as host-local, portmap and flannel)",
+  withHarness((h) => {
+    const conf = h.conf({ cniVersion: "1.1.0", subnets: [net(9)], extra: { ipMasq: true } });
+    const a = h.pod();
+    const call = { netns: a.path, containerId: "gc-nolist", ifname: "eth0" };
+    assert.is(h.weft("ADD", call, conf).status, 0);
+    const gc = h.weft("GC", {}, conf);
+    assert.is(gc.status, 0, gc.stdout + gc.stderr);
+    assert.ok(natRules().includes('id: \\"gc-nolist\\"'));
+    assert.is(h.reservations().length, 1);
+    assert.is(h.weft("DEL", call, conf).status, 0);
+    assert.not.ok(natRules().includes(`name: \\"${h.name}\\"`));
+  }),
+);
+
+test(
   "STATUS (1.1.0) succeeds when iptables and IPAM are usable",
   withHarness((h) => {
     const r = h.weft(
