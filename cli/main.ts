@@ -1,7 +1,5 @@
-import { registerBuiltinPlugins } from "../shared/cni/invoke.js";
-import { pluginMain } from "../shared/cni/skel.js";
 import { WEFT_COMMIT, WEFT_VERSION } from "../shared/version.js";
-import { PLUGINS } from "./plugins.js";
+import { PLUGINS, runBuiltinPlugin } from "./plugins.js";
 
 const USAGE = `usage: weft <command>
 
@@ -21,9 +19,7 @@ export async function main(argv: string[]): Promise<number> {
     case "plugin": {
       const load = PLUGINS[rest[0] ?? ""];
       if (!load) break;
-      registerBuiltinPlugins(PLUGINS);
-      await pluginMain(await load());
-      return 0;
+      return runBuiltinPlugin(load);
     }
     case undefined:
     case "help":

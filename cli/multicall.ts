@@ -1,7 +1,5 @@
 import { basename } from "node:path";
-import { registerBuiltinPlugins } from "../shared/cni/invoke.js";
-import { pluginMain } from "../shared/cni/skel.js";
-import { PLUGINS } from "./plugins.js";
+import { PLUGINS, runBuiltinPlugin } from "./plugins.js";
 
 /**
  * The single executable behind every name: `flannel`, `bridge`, `host-local` and `portmap` are hard links
@@ -12,11 +10,7 @@ async function main(): Promise<void> {
   // Delegates inherit our environment; they must pick their own name, not ours.
   delete process.env.WEFT_MULTICALL_NAME;
   const plugin = PLUGINS[name];
-  if (plugin) {
-    registerBuiltinPlugins(PLUGINS);
-    await pluginMain(await plugin());
-    return;
-  }
+  if (plugin) return runBuiltinPlugin(plugin);
   if (name === "weftd") {
     const { main: daemonMain } = await import("../daemon/main.js");
     process.exitCode = await daemonMain(process.argv.slice(2));

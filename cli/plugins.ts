@@ -1,4 +1,6 @@
+import { registerBuiltinPlugins } from "../shared/cni/invoke.js";
 import type { Plugin } from "../shared/cni/plugin.js";
+import { pluginMain } from "../shared/cni/skel.js";
 
 /** The CNI plugins this executable carries, each loaded only when it is the one invoked. */
 export const PLUGINS: Record<string, () => Promise<Plugin>> = {
@@ -8,4 +10,8 @@ export const PLUGINS: Record<string, () => Promise<Plugin>> = {
   portmap: async () => (await import("../plugins/portmap/main.js")).plugin,
 };
 
-export const PROGRAMS = ["weft", "weftd"] as const;
+/** Runs the named plugin as this process; its delegates that are also built in run in-process too. */
+export async function runBuiltinPlugin(load: () => Promise<Plugin>): Promise<never> {
+  registerBuiltinPlugins(PLUGINS);
+  return pluginMain(await load());
+}
