@@ -14,7 +14,7 @@ export interface BridgeNetConf extends NetConf {
   hairpinMode?: boolean;
   promiscMode?: boolean;
   vlan?: number;
-  vlanTrunk?: Array<{ id?: number; minID?: number; maxID?: number }>;
+  vlanTrunk?: Array<{ id?: number | null; minID?: number | null; maxID?: number | null } | null>;
   preserveDefaultVlan?: boolean;
   macspoofchk?: boolean;
   enabledad?: boolean;
@@ -22,71 +22,49 @@ export interface BridgeNetConf extends NetConf {
   portIsolation?: boolean;
 }
 
-type GoType = "bool" | "int" | "string";
-
-/** The bridge keys and their Go types; anything else in the config is ignored, as json.Unmarshal does. */
-const KEY_TYPES: Record<string, GoType> = {
-  bridge: "string",
-  isGateway: "bool",
-  isDefaultGateway: "bool",
-  forceAddress: "bool",
-  ipMasq: "bool",
-  ipMasqBackend: "string",
-  mtu: "int",
-  hairpinMode: "bool",
-  promiscMode: "bool",
-  vlan: "int",
-  preserveDefaultVlan: "bool",
-  macspoofchk: "bool",
-  enabledad: "bool",
-  disableContainerInterface: "bool",
-  portIsolation: "bool",
-};
-
-function jsonKind(v: unknown): string {
-  if (Array.isArray(v)) return "array";
-  if (typeof v === "boolean") return "bool";
-  if (typeof v === "number") return `number ${v}`;
-  return typeof v;
-}
-
-function fits(v: unknown, t: GoType): boolean {
-  if (v === null || v === undefined) return true;
-  if (t === "bool") return typeof v === "boolean";
-  if (t === "string") return typeof v === "string";
-  return typeof v === "number" && Number.isInteger(v);
-}
+const bool = { type: "boolean" };
+const int = { type: "integer" };
+const str = { type: "string" };
+const nullableInt = { type: ["integer", "null"] };
 
 /**
- * Type checks of the bridge keys with json.Unmarshal's wording. Deliberately not an ajv schema: the
- * reference's message is what users search for, and compiling a second schema costs every call ~10 ms.
+ * The reference's NetConf (plugins/main/bridge) as a schema: skel decodes the config into it as
+ * json.Unmarshal does (case-insensitive keys; a wrong type fails with Go's text, wrapped in
+ * "failed to load netconf" as loadNetConf wraps it). Unknown keys are ignored.
  */
-export function checkTypes(conf: Record<string, unknown>): void {
-  const bad = (key: string, v: unknown, t: string) =>
-    new CniError(
-      ErrorCode.Internal,
-      `failed to load netconf: json: cannot unmarshal ${jsonKind(v)} into Go struct field NetConf.${key} of type ${t}`,
-    );
-  for (const [key, t] of Object.entries(KEY_TYPES)) {
-    if (!fits(conf[key], t)) throw bad(key, conf[key], t);
-  }
-  const trunk = conf.vlanTrunk;
-  if (trunk !== undefined && trunk !== null) {
-    if (!Array.isArray(trunk)) throw bad("vlanTrunk", trunk, "[]*main.VlanTrunk");
-    for (const item of trunk) {
-      if (item === null) continue;
-      if (typeof item !== "object" || Array.isArray(item)) throw bad("vlanTrunk", item, "main.VlanTrunk");
-      for (const k of ["id", "minID", "maxID"]) {
-        const v = (item as Record<string, unknown>)[k];
-        if (!fits(v, "int")) throw bad(`vlanTrunk.${k}`, v, "int");
-      }
-    }
-  }
-  const mac = (conf.args as { cni?: { mac?: unknown } } | undefined)?.cni?.mac;
-  if (!fits(mac, "string")) throw bad("args.cni.mac", mac, "string");
-  const rmac = (conf.runtimeConfig as { mac?: unknown } | undefined)?.mac;
-  if (!fits(rmac, "string")) throw bad("runtimeConfig.mac", rmac, "string");
-}
+export const bridgeSchema = {
+  type: "object",
+  properties: {
+    bridge: str,
+    isGateway: bool,
+    isDefaultGateway: bool,
+    forceAddress: bool,
+    ipMasq: bool,
+    ipMasqBackend: { type: ["string", "null"] },
+    mtu: int,
+    hairpinMode: bool,
+    promiscMode: bool,
+    vlan: int,
+    vlanTrunk: {
+      type: "array",
+      items: {
+        type: ["object", "null"],
+        title: "main.VlanTrunk",
+        properties: { minID: nullableInt, maxID: nullableInt, id: nullableInt },
+      },
+    },
+    preserveDefaultVlan: bool,
+    macspoofchk: bool,
+    enabledad: bool,
+    disableContainerInterface: bool,
+    portIsolation: bool,
+    args: {
+      type: "object",
+      properties: { cni: { type: "object", title: "main.BridgeArgs", properties: { mac: str } } },
+    },
+    runtimeConfig: { type: "object", properties: { mac: str } },
+  },
+};
 
 /** The configuration with defaults applied and derived values worked out, as cmdAdd uses it. */
 export interface BridgeSettings {
@@ -122,6 +100,8 @@ export function collectVlanTrunk(trunk: BridgeNetConf["vlanTrunk"]): number[] {
   if (!trunk) return [];
   const ids = new Set<number>();
   for (const item of trunk) {
+    // A null entry is a nil *VlanTrunk, which the reference dereferences and panics on: skip it.
+    if (!item) continue;
     const hasMin = item.minID !== undefined && item.minID !== null;
     const hasMax = item.maxID !== undefined && item.maxID !== null;
     if (hasMin && hasMax) {
@@ -146,7 +126,6 @@ export function collectVlanTrunk(trunk: BridgeNetConf["vlanTrunk"]): number[] {
 
 /** loadNetConf plus cmdAdd's preamble: defaults, validation, MAC precedence. */
 export function loadNetConf(conf: BridgeNetConf, cniArgs: string): BridgeSettings {
-  checkTypes(conf);
   const vlan = conf.vlan ?? 0;
   if (vlan < 0 || vlan > 4094) throw fail(`invalid VLAN ID ${vlan} (must be between 0 and 4094)`);
   const vlans = collectVlanTrunk(conf.vlanTrunk);

@@ -7,7 +7,7 @@ import type { Result } from "../../shared/cni/types.js";
 import { sysAttr, waitOperUp } from "../../shared/net/link.js";
 import { checkNetnsPath, NetnsPathError, netnsGone } from "../../shared/net/netns.js";
 import { ensureSysctl } from "../../shared/net/sysctl.js";
-import { type BridgeNetConf, type BridgeSettings, loadNetConf } from "./config.js";
+import { type BridgeNetConf, type BridgeSettings, bridgeSchema, loadNetConf } from "./config.js";
 import { calcGateways } from "./gateways.js";
 import { attachPod, type HostAttachment, preflightBridge, removeGateways, removeHostVeth } from "./host.js";
 import { ipMasqBackendFor } from "./masq-backend.js";
@@ -229,6 +229,8 @@ function dnsConfSet(dns: BridgeNetConf["dns"]): dns is NonNullable<BridgeNetConf
 
 export const plugin: Plugin<BridgeNetConf> = {
   name: "bridge",
+  schema: bridgeSchema,
+  configContext: "failed to load netconf",
   add: cmdAdd,
   del: cmdDel,
   check: cmdCheck,

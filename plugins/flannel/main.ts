@@ -32,12 +32,19 @@ import { DEFAULT_SUBNET_FILE, readSubnetEnv, type SubnetEnv } from "../../shared
 
 type Ctx = CallContext<FlannelNetConf>;
 
+/**
+ * flannel-io/cni-plugin's NetConf: its own keys fold as Go's decoder folds them (`"SubnetFile"` works),
+ * while `ipam`, `delegate` and `runtimeConfig` are map[string]interface{}: their keys are kept exactly
+ * and reach the saved delegate config byte for byte.
+ */
 const schema: JsonSchema = {
   type: "object",
   properties: {
+    ipam: { type: "object" },
     subnetFile: { type: "string" },
     dataDir: { type: "string" },
-    delegate: { type: ["object", "null"] },
+    delegate: { type: "object" },
+    runtimeConfig: { type: "object" },
   },
 };
 
@@ -283,6 +290,7 @@ async function cmdStatus(ctx: Ctx): Promise<void> {
 export const plugin: Plugin<FlannelNetConf> = {
   name: "flannel",
   schema,
+  configContext: "failed to load netconf",
   add: cmdAdd,
   del: cmdDel,
   check: cmdCheck,

@@ -63,6 +63,7 @@ async function cmdStatus(ctx: CallContext): Promise<void> {
 export const plugin: Plugin = {
   name: "host-local",
   schema: hostLocalSchema,
+  // LoadIPAMConfig's json.Unmarshal error reaches the runtime unwrapped.
   add: cmdAdd,
   del: cmdDel,
   check: cmdCheck,

@@ -6,8 +6,8 @@ import type { NetConf, PortMapping, Result } from "../../shared/cni/types.js";
 
 /** portmap's configuration keys (README.md), as the reference's PortMapConf declares them. */
 export interface PortMapNetConf extends NetConf {
-  backend?: string;
-  snat?: boolean;
+  backend?: string | null;
+  snat?: boolean | null;
   conditionsV4?: string[] | null;
   conditionsV6?: string[] | null;
   masqAll?: boolean;
@@ -52,23 +52,28 @@ export const DEFAULT_MARK_BIT = 13;
 
 const PROTOCOLS = new Set(["tcp", "udp", "sctp"]);
 
+/**
+ * The reference's PortMapConf as a schema (pointers are the types that list "null"). skel decodes the
+ * config into it as json.Unmarshal does: containerd's go-cni sends `{"HostPort":8080,...}` (its
+ * PortMapping has no json tags) and Go's case-insensitive match fills `hostPort`.
+ */
 export const portMapSchema: JsonSchema = {
   type: "object",
   properties: {
-    backend: { type: "string" },
-    snat: { type: "boolean" },
-    masqAll: { type: "boolean" },
-    markMasqBit: { type: ["integer", "null"] },
-    externalSetMarkChain: { type: ["string", "null"] },
+    backend: { type: ["string", "null"] },
+    snat: { type: ["boolean", "null"] },
     conditionsV4: { type: ["array", "null"], items: { type: "string" } },
     conditionsV6: { type: ["array", "null"], items: { type: "string" } },
+    masqAll: { type: "boolean" },
+    markMasqBit: { type: ["integer", "null"] },
     runtimeConfig: {
       type: "object",
       properties: {
         portMappings: {
-          type: ["array", "null"],
+          type: "array",
           items: {
             type: "object",
+            title: "main.PortMapEntry",
             properties: {
               hostPort: { type: "integer" },
               containerPort: { type: "integer" },
@@ -79,6 +84,7 @@ export const portMapSchema: JsonSchema = {
         },
       },
     },
+    externalSetMarkChain: { type: ["string", "null"] },
   },
 };
 
@@ -205,7 +211,7 @@ export function parseConfig(conf: PortMapNetConf, opts: ParseOptions): PortMapCo
   if (markMasqBit < 0 || markMasqBit > 31) throw invalid("MasqMarkBit must be between 0 and 31");
 
   let backend: BackendName | undefined;
-  if (conf.backend !== undefined) {
+  if (conf.backend !== undefined && conf.backend !== null) {
     if (conf.backend !== "iptables" && conf.backend !== "nftables") {
       throw invalid(`unrecognized backend ${JSON.stringify(conf.backend)}`);
     }

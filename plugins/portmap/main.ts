@@ -106,6 +106,7 @@ async function cmdStatus(ctx: Ctx): Promise<void> {
 export const plugin: Plugin<PortMapNetConf> = {
   name: "portmap",
   schema: portMapSchema,
+  configContext: "failed to parse network configuration",
   add: cmdAdd,
   del: cmdDel,
   check: cmdCheck,

@@ -17,8 +17,14 @@ export interface CallContext<C extends NetConf = NetConf> {
  */
 export interface Plugin<C extends NetConf = NetConf> {
   name: string;
-  /** Plugin-specific config keys; combined with the shared netconf schema before any verb runs. */
+  /**
+   * The reference plugin's config struct as a JSON schema (its own keys; types.NetConf's are embedded):
+   * skel decodes the config into it as Go's encoding/json would (shared/cni/go-decode.ts), then
+   * validates it, before any verb runs.
+   */
   schema?: JsonSchema;
+  /** How the reference wraps a config its json.Unmarshal refuses, e.g. "failed to load netconf". */
+  configContext?: string;
   add?(ctx: CallContext<C>): Promise<Result>;
   del?(ctx: CallContext<C>): Promise<void>;
   check?(ctx: CallContext<C>): Promise<void>;

@@ -1,5 +1,9 @@
+import { ipTextFamily, isCidrText } from "../net/ip-text.js";
 import { CniError, ErrorCode } from "./errors.js";
+import { goDecode } from "./go-decode.js";
 import { goQuote } from "./goquote.js";
+import { type JsonNode, nodeOf } from "./json-scan.js";
+import { dnsSchema, type JsonSchema, routeSchema } from "./schemas.js";
 import type {
   AnyResult,
   DNS,
@@ -84,24 +88,141 @@ function from020(raw: Result020): Result {
   return out;
 }
 
+const str = { type: "string" };
+const int = { type: "integer" };
+const ipNet = { type: "string", title: "types.IPNet" };
+const netIp = { type: "string", title: "net.IP" };
+const routes = { type: "array", items: { ...routeSchema, type: ["object", "null"] } };
+
+/**
+ * The result types a result document decodes into (Go: types040 / types100, and types020 for 0.1.0 and
+ * 0.2.0), with Go's key matching (go-decode.ts). Entries of the lists are pointers, so a null entry
+ * stays null and is refused by name afterwards.
+ */
+const resultSchema: JsonSchema = {
+  type: "object",
+  properties: {
+    cniVersion: str,
+    interfaces: {
+      type: "array",
+      items: {
+        type: ["object", "null"],
+        title: "Interface",
+        properties: { name: str, mac: str, mtu: int, sandbox: str, socketPath: str, pciID: str },
+      },
+    },
+    ips: {
+      type: "array",
+      items: {
+        type: ["object", "null"],
+        title: "IPConfig",
+        properties: {
+          interface: { type: ["integer", "null"] },
+          version: str,
+          address: ipNet,
+          gateway: netIp,
+        },
+      },
+    },
+    routes,
+    dns: dnsSchema,
+  },
+};
+
+const ipConfig020 = {
+  type: ["object", "null"],
+  title: "types020.IPConfig",
+  properties: { ip: ipNet, gateway: netIp, routes },
+};
+const result020Schema: JsonSchema = {
+  type: "object",
+  properties: { cniVersion: str, ip4: ipConfig020, ip6: ipConfig020, dns: dnsSchema },
+};
+
+const decodeFailure = (msg: string) => new CniError(ErrorCode.DecodingFailure, msg);
+
+/** net.IPNet / net.IP fields are decoded by ParseCIDR / ParseIP, whose errors Go reports as these. */
+function checkCidr(value: unknown, field: string): void {
+  if (typeof value === "string" && !isCidrText(value)) {
+    throw decodeFailure(`${field}: invalid CIDR address: ${value}`);
+  }
+}
+function checkIp(value: unknown, field: string): void {
+  if (typeof value === "string" && value !== "" && !ipTextFamily(value)) {
+    throw decodeFailure(`${field}: invalid IP address: ${value}`);
+  }
+}
+
+function checkRoutes(list: Array<Route | null> | undefined, field: string): void {
+  list?.forEach((r, i) => {
+    if (r === null) throw decodeFailure(`${field}[${i}] is null`);
+    if (typeof r.dst !== "string") throw decodeFailure(`${field}[${i}].dst is missing`);
+    checkCidr(r.dst, `${field}[${i}].dst`);
+    checkIp(r.gw, `${field}[${i}].gw`);
+  });
+}
+
+/**
+ * What Go's decode of the result refuses beyond JSON types: null list entries (nil pointers the
+ * reference would dereference), and addresses ParseCIDR / ParseIP refuse. Messages name the field.
+ */
+function checkResult(r: Result): void {
+  (r.interfaces as Array<Interface | null> | undefined)?.forEach((intf, i) => {
+    if (intf === null) throw decodeFailure(`interfaces[${i}] is null`);
+  });
+  (r.ips as Array<IPConfig | null> | undefined)?.forEach((ip, i) => {
+    if (ip === null) throw decodeFailure(`ips[${i}] is null`);
+    if (typeof ip.address !== "string") throw decodeFailure(`ips[${i}].address is missing`);
+    checkCidr(ip.address, `ips[${i}].address`);
+    checkIp(ip.gateway, `ips[${i}].gateway`);
+  });
+  checkRoutes(r.routes, "routes");
+}
+
+function check020(r: Result020): void {
+  for (const fam of ["ip4", "ip6"] as const) {
+    const block = r[fam];
+    if (!block) continue;
+    if (typeof block.ip !== "string") throw decodeFailure(`${fam}.ip is missing`);
+    checkCidr(block.ip, `${fam}.ip`);
+    checkIp(block.gateway, `${fam}.gateway`);
+    checkRoutes(block.routes, `${fam}.routes`);
+  }
+}
+
+/** Go's decode of a result document, its errors as code 6. */
+function decodeAs<T>(node: JsonNode, schema: JsonSchema): T {
+  try {
+    return goDecode(node, schema, "Result") as T;
+  } catch (err) {
+    throw decodeFailure((err as Error).message);
+  }
+}
+
 /**
  * Reads a result document into the internal (1.x) layout. `version` is the version to assume when the
- * document has no cniVersion, as invoke's fixupResultVersion and skel's prevResult parsing do.
+ * document has no cniVersion, as invoke's fixupResultVersion and skel's prevResult parsing do. The
+ * document is decoded as the Go result types decode it: keys case-insensitively, in sorted order (a
+ * prevResult reaches the reference as a map it marshals again, which sorts the keys).
  */
 export function parseResult(raw: unknown, version: string): Result {
   if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
-    throw new CniError(ErrorCode.DecodingFailure, "failed to parse result: not a JSON object");
+    throw decodeFailure("failed to parse result: not a JSON object");
   }
-  const doc = { ...(raw as Record<string, unknown>) };
-  if (typeof doc.cniVersion !== "string" || doc.cniVersion === "") doc.cniVersion = version;
+  const node = nodeOf(raw);
+  const head = decodeAs<{ cniVersion?: string }>(node, { type: "object", properties: { cniVersion: str } });
   // The 0.2.0 type reads an empty version as 0.1.0.
-  const v = (doc.cniVersion as string) || "0.1.0";
-  doc.cniVersion = v;
+  const v = head.cniVersion || version || "0.1.0";
   if (!isSupported(v)) {
     throw new CniError(ErrorCode.Internal, `unsupported CNI result version ${goQuote(v)}`);
   }
-  if (resultFamily(v) === "020") return from020(doc as unknown as Result020);
-  const r = doc as unknown as Result;
+  if (resultFamily(v) === "020") {
+    const doc = decodeAs<Result020>(node, result020Schema);
+    check020(doc);
+    return from020({ ...doc, cniVersion: v });
+  }
+  const r = decodeAs<Result>(node, resultSchema);
+  checkResult(r);
   const out: Result = { cniVersion: v };
   if (Array.isArray(r.interfaces)) out.interfaces = r.interfaces.map((i) => interfaceOf(i, true));
   if (Array.isArray(r.ips)) out.ips = r.ips.map((ip) => ipOf(ip, false));

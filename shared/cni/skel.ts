@@ -9,11 +9,13 @@ import {
   validateAttachment,
   validateNetworkName,
 } from "./env.js";
-import { CniError, ErrorCode, toCniError } from "./errors.js";
+import { CniError, ErrorCode, toCniError, wrapError } from "./errors.js";
+import { embedSchema, goDecode } from "./go-decode.js";
 import { goQuote, goQuoteList } from "./goquote.js";
+import { type JsonNode, JsonNumber, JsonObject, scanJson } from "./json-scan.js";
 import type { Plugin } from "./plugin.js";
 import { formatResult } from "./results.js";
-import { netConfSchema } from "./schemas.js";
+import { type JsonSchema, netConfSchema } from "./schemas.js";
 import { readStdin } from "./stdin.js";
 import type { NetConf, VersionInfo } from "./types.js";
 import { validateSchema } from "./validate.js";
@@ -32,65 +34,85 @@ export function versionInfo(): VersionInfo {
 
 const GO_CONF_TYPE = 'struct { Name string "json:\\"name\\"" }';
 
+/** What skel's validateConfig decodes first, and then version.ConfigDecoder: Go structs, so keys fold. */
+const nameSchema: JsonSchema = { type: "object", properties: { name: { type: "string" } } };
+const versionSchema: JsonSchema = { type: "object", properties: { cniVersion: { type: "string" } } };
+
 /** The JSON kind Go's decoder names in "cannot unmarshal <kind>". */
-function jsonKind(v: unknown): string {
+function jsonKind(v: JsonNode): string {
   if (Array.isArray(v)) return "array";
   if (typeof v === "boolean") return "bool";
+  if (v instanceof JsonNumber) return "number";
   return typeof v;
 }
 
-/**
- * skel's validateConfig plus DecodeVersion: a JSON object (code 6; null reads as {}), a string name
- * (code 6), present and valid (code 7), and a string cniVersion (code 6). Texts as the Go decoder words
- * them (lab: bridge v1.1.1). Nothing else of the config is looked at yet.
- */
-function decodeEnvelope(stdin: Buffer): Record<string, unknown> {
-  let doc: unknown;
+/** A Go decode step: its errors become code 6 with the reference's prefix. */
+function decodeStep<T>(prefix: string, fn: () => T): T {
   try {
-    doc = JSON.parse(stdin.toString("utf8"));
+    return fn();
   } catch (err) {
+    throw new CniError(ErrorCode.DecodingFailure, `${prefix}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * skel's validateConfig plus DecodeVersion: JSON (code 6, Go's scanner texts), an object (null reads as
+ * {}), a string name (code 6), present and valid (code 7), and a string cniVersion (code 6). Both read
+ * the document into Go structs, so `{"Name":"x"}` names the network as it does for the reference.
+ * Returns the parsed document for the plugin's own decode and the version ("" when absent).
+ */
+function decodeEnvelope(stdin: Buffer): { doc: JsonNode; version: string } {
+  const prefix = "error unmarshall network config";
+  const doc = decodeStep(prefix, () => scanJson(stdin.toString("utf8")));
+  if (doc !== null && !(doc instanceof JsonObject)) {
     throw new CniError(
       ErrorCode.DecodingFailure,
-      `error unmarshall network config: ${(err as Error).message}`,
+      `${prefix}: json: cannot unmarshal ${jsonKind(doc)} into Go value of type ${GO_CONF_TYPE}`,
     );
   }
-  if (doc !== null && (typeof doc !== "object" || Array.isArray(doc))) {
-    throw new CniError(
-      ErrorCode.DecodingFailure,
-      `error unmarshall network config: json: cannot unmarshal ${jsonKind(doc)} into Go value of type ${GO_CONF_TYPE}`,
-    );
-  }
-  const obj = (doc ?? {}) as Record<string, unknown>;
-  const name = obj.name ?? "";
-  if (typeof name !== "string") {
-    throw new CniError(
-      ErrorCode.DecodingFailure,
-      `error unmarshall network config: json: cannot unmarshal ${jsonKind(name)} into Go struct field .name of type string`,
-    );
-  }
+  const { name = "" } = decodeStep(prefix, () => goDecode(doc, nameSchema)) as { name?: string };
   if (name === "") throw new CniError(ErrorCode.InvalidNetworkConfig, "missing network name");
   validateNetworkName(name);
-  // Go decodes a null as the empty string.
-  if (obj.cniVersion === null) obj.cniVersion = "";
-  const version = obj.cniVersion ?? "";
-  if (typeof version !== "string") {
-    throw new CniError(
-      ErrorCode.DecodingFailure,
-      `decoding version from network config: json: cannot unmarshal ${jsonKind(version)} into Go struct field .cniVersion of type string`,
-    );
+  const { cniVersion = "" } = decodeStep("decoding version from network config", () =>
+    goDecode(doc, versionSchema),
+  ) as { cniVersion?: string };
+  return { doc, version: cniVersion };
+}
+
+const pluginSchemas = new WeakMap<JsonSchema, JsonSchema>();
+
+/** The plugin's config struct with types.NetConf embedded, as the reference declares it. */
+function confSchemaOf(plugin: Plugin | undefined): JsonSchema {
+  if (!plugin?.schema) return netConfSchema;
+  let s = pluginSchemas.get(plugin.schema);
+  if (!s) {
+    s = embedSchema(plugin.schema, netConfSchema);
+    pluginSchemas.set(plugin.schema, s);
   }
-  return obj;
+  return s;
 }
 
-/** skel's config decode (codes 6 and 7) followed by the shared netconf schema (codes 7 and 2). */
-export async function decodeConfig(stdin: Buffer): Promise<NetConf> {
-  return withSchema(decodeEnvelope(stdin));
-}
-
-async function withSchema(doc: Record<string, unknown>): Promise<NetConf> {
-  const conf = await validateSchema<NetConf>(netConfSchema, doc);
+/**
+ * The plugin's json.Unmarshal of the whole config into its NetConf (Go's key matching and null rules,
+ * go-decode.ts), worded as the reference plugin wraps it, then the ajv schemas for what types alone do
+ * not say (allowed values, required keys).
+ */
+async function decodeNetConf(doc: JsonNode, plugin: Plugin | undefined): Promise<NetConf> {
+  let conf: NetConf;
+  try {
+    conf = goDecode(doc, confSchemaOf(plugin), "NetConf") as NetConf;
+  } catch (err) {
+    throw plugin?.configContext ? wrapError(plugin.configContext, err) : err;
+  }
+  await validateSchema<NetConf>(netConfSchema, conf);
+  if (plugin?.schema) await validateSchema(plugin.schema, conf);
   if (conf.cniVersion === undefined) conf.cniVersion = "";
   return conf;
+}
+
+/** skel's config decode (codes 6 and 7) followed by the netconf schema (codes 7 and 2), for `plugin`. */
+export async function decodeConfig(stdin: Buffer, plugin?: Plugin): Promise<NetConf> {
+  return decodeNetConf(decodeEnvelope(stdin).doc, plugin);
 }
 
 function checkVersion(version: string): void {
@@ -154,13 +176,12 @@ export async function runVerb(plugin: Plugin, args: CmdArgs, log: Logger): Promi
   if (args.command === "VERSION") return versionInfo();
   // skel's order: environment, config name, version gates, then what the plugin parses.
   validateAttachment(args);
-  const doc = decodeEnvelope(args.stdin);
+  const envelope = decodeEnvelope(args.stdin);
   // DecodeVersion: no cniVersion means 0.1.0.
-  const version = (doc.cniVersion as string | undefined) || "0.1.0";
+  const version = envelope.version || "0.1.0";
   checkVerbAllowed(args.command, version);
   checkVersion(version);
-  const conf = await withSchema(doc);
-  if (plugin.schema) await validateSchema(plugin.schema, conf);
+  const conf = await decodeNetConf(envelope.doc, plugin);
   if (args.command === "ADD" || args.command === "DEL") checkNotOwnNetns(args);
   const ctx = {
     args,
@@ -215,7 +236,8 @@ function print(doc: object, compact = false): void {
 
 function versionForError(stdin: Buffer | undefined): string {
   try {
-    const v = JSON.parse(stdin?.toString("utf8") ?? "").cniVersion;
+    const doc = scanJson(stdin?.toString("utf8") ?? "");
+    const v = (goDecode(doc, versionSchema) as { cniVersion?: unknown }).cniVersion;
     if (typeof v === "string" && isSupported(v)) return v;
   } catch {
     // fall through

@@ -1,7 +1,7 @@
 import { loadCniArgs } from "../cni/args.js";
 import { CniError, ErrorCode } from "../cni/errors.js";
 import { goQuote } from "../cni/goquote.js";
-import type { JsonSchema } from "../cni/schemas.js";
+import { type JsonSchema, routeSchema } from "../cni/schemas.js";
 import type { NetConf, Route } from "../cni/types.js";
 import { atLeast } from "../cni/versions.js";
 import { formatIp, type IP, parseCidr, parseIp, parseIpOrCidr } from "./address.js";
@@ -41,45 +41,48 @@ export interface IpamJson extends RangeJson {
 }
 
 const str = { type: "string" };
+/** allocator.Range (its net.IP and IPNet fields are JSON strings). */
 const rangeSchema: JsonSchema = {
   type: "object",
-  properties: { subnet: str, rangeStart: str, rangeEnd: str, gateway: str },
+  title: "allocator.Range",
+  properties: { rangeStart: str, rangeEnd: str, subnet: str, gateway: str },
 };
-const rangeSets: JsonSchema = {
-  type: ["array", "null"],
-  items: { type: ["array", "null"], items: rangeSchema },
-};
-const ipList: JsonSchema = { type: ["array", "null"], items: str };
-const int = { type: "integer" };
+/** []RangeSet: a RangeSet is a []Range. */
+const rangeSets: JsonSchema = { type: "array", items: { type: "array", items: rangeSchema } };
+/** []*ip.IP */
+const ipList: JsonSchema = { type: "array", items: str };
 
 /**
- * The keys host-local reads, for ajv. Type errors become code 7 here where the reference reports Go's
- * json decoding error; everything the reference checks beyond types keeps its own wording (config.ts).
+ * host-local's allocator.Net as a schema: skel decodes the config into it as json.Unmarshal does
+ * (case-insensitive keys, so containerd's `ipRanges` entries `{"Subnet":..,"RangeStart":..}` read as
+ * they do for the reference). Everything the reference checks beyond types keeps its own wording
+ * (config.ts).
  */
 export const hostLocalSchema: JsonSchema = {
   type: "object",
   properties: {
+    name: str,
+    cniVersion: str,
     ipam: {
-      type: "object",
+      type: ["object", "null"],
+      title: "*allocator.IPAMConfig",
       properties: {
-        ...rangeSchema.properties!,
-        ranges: rangeSets,
-        routes: {
-          type: ["array", "null"],
-          items: {
-            type: "object",
-            required: ["dst"],
-            properties: { dst: str, gw: str, mtu: int, advmss: int, priority: int, table: int, scope: int },
-          },
-        },
+        // *Range is embedded: the legacy single-range keys sit in ipam itself.
+        ...(rangeSchema.properties as object),
+        Name: str,
+        type: str,
+        routes: { type: "array", items: { ...routeSchema, required: ["dst"] } },
         dataDir: str,
         resolvConf: str,
+        ranges: rangeSets,
       },
     },
     runtimeConfig: { type: "object", properties: { ipRanges: rangeSets, ips: ipList } },
     args: {
-      type: "object",
-      properties: { cni: { type: ["object", "null"], properties: { ips: ipList } } },
+      type: ["object", "null"],
+      properties: {
+        cni: { type: ["object", "null"], title: "*allocator.IPAMArgs", properties: { ips: ipList } },
+      },
     },
   },
 };

@@ -749,7 +749,7 @@ race(
         ],
         [
           { ...base, runtimeConfig: { portMappings: [{ ...tcp, hostPort: "80" }] } },
-          /invalid network config/,
+          /^failed to parse network configuration: json: cannot unmarshal string into Go struct field PortMapEntry\.runtimeConfig\.portMappings\.hostPort of type int$/,
         ],
       ];
       for (const [conf, msg] of cases) {

@@ -1,7 +1,9 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { type BridgeNetConf, collectVlanTrunk, loadNetConf } from "../../plugins/bridge/config.js";
+import { plugin } from "../../plugins/bridge/main.js";
 import { CniError } from "../../shared/cni/errors.js";
+import { decodeConfig } from "../../shared/cni/skel.js";
 
 const base = (extra: Record<string, unknown> = {}): BridgeNetConf =>
   ({ cniVersion: "1.0.0", name: "n", type: "bridge", ...extra }) as BridgeNetConf;
@@ -83,16 +85,55 @@ test("MAC precedence: runtimeConfig > args.cni > CNI_ARGS", () => {
   fails(() => loadNetConf(base(), "K8S_POD_NAME=x"), 'ARGS: unknown args ["K8S_POD_NAME=x"]');
 });
 
-test("wrong types fail as json.Unmarshal does; unknown keys are ignored", () => {
-  fails(
-    () => loadNetConf(base({ hairpinMode: "true" }), ""),
+/** The config as the bridge plugin receives it: decoded by skel into the plugin's schema, then loaded. */
+async function load(json: string): Promise<ReturnType<typeof loadNetConf>> {
+  return loadNetConf((await decodeConfig(Buffer.from(json), plugin)) as BridgeNetConf, "");
+}
+
+async function rejects(json: string, msg: string): Promise<void> {
+  try {
+    await load(json);
+  } catch (err) {
+    assert.instance(err, CniError);
+    assert.is((err as CniError).msg, msg);
+    return;
+  }
+  assert.unreachable(`expected: ${msg}`);
+}
+
+const conf = (rest: string) => `{"cniVersion":"1.0.0","name":"n","type":"bridge",${rest}}`;
+
+test("wrong types fail as json.Unmarshal does; unknown keys are ignored", async () => {
+  await rejects(
+    conf('"hairpinMode":"true"'),
     "failed to load netconf: json: cannot unmarshal string into Go struct field NetConf.hairpinMode of type bool",
   );
-  fails(
-    () => loadNetConf(base({ mtu: 1450.5 }), ""),
+  await rejects(
+    conf('"mtu":1450.5'),
     "failed to load netconf: json: cannot unmarshal number 1450.5 into Go struct field NetConf.mtu of type int",
   );
-  assert.is(loadNetConf(base({ somethingNew: { a: 1 }, mtu: 1450 }), "").mtu, 1450);
+  await rejects(
+    conf('"vlanTrunk":[{"minID":"1"}]'),
+    "failed to load netconf: json: cannot unmarshal string into Go struct field VlanTrunk.vlanTrunk.minID of type *int",
+  );
+  assert.is((await load(conf('"somethingNew":{"a":1},"mtu":1450'))).mtu, 1450);
+});
+
+test("keys match case-insensitively, as Go's decoder matches struct fields", async () => {
+  const n = await load(
+    conf(
+      '"Bridge":"br9","HAIRPINMODE":true,"MTU":1400,"IsDefaultGateway":true,"RuntimeConfig":{"MAC":"02:00:00:00:00:09"}',
+    ),
+  );
+  assert.is(n.brName, "br9");
+  assert.is(n.hairpinMode, true);
+  assert.is(n.mtu, 1400);
+  assert.is(n.isGW, true);
+  assert.is(n.mac, "02:00:00:00:00:09");
+  // The last of several spellings wins; a null leaves a plain bool or int as it was.
+  assert.is((await load(conf('"mtu":1300,"Mtu":1350'))).mtu, 1350);
+  assert.is((await load(conf('"mtu":1300,"MTU":null'))).mtu, 1300);
+  assert.is((await load(conf('"vlanTrunk":[null,{"ID":7}]'))).vlans.join(), "7");
 });
 
 test.run();

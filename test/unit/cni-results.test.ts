@@ -289,4 +289,62 @@ parse("parsePrevResult: an unusable prevResult is a clear error", () => {
   assert.is(e.msg, 'could not parse prevResult: unsupported CNI result version "7.0.0"');
 });
 
+parse("keys match case-insensitively, as the Go result types decode them", () => {
+  const r = parseResult(
+    {
+      CNIVersion: "1.0.0",
+      Interfaces: [{ Name: "eth0", Sandbox: "/proc/1/ns/net" }],
+      IPs: [{ Interface: 0, Address: "10.1.0.5/24", Gateway: "10.1.0.1" }],
+      Routes: [{ Dst: "0.0.0.0/0", GW: "10.1.0.1" }],
+    },
+    "0.3.1",
+  );
+  assert.equal(r, {
+    cniVersion: "1.0.0",
+    interfaces: [{ name: "eth0", sandbox: "/proc/1/ns/net" }],
+    ips: [{ interface: 0, address: "10.1.0.5/24", gateway: "10.1.0.1" }],
+    routes: [{ dst: "0.0.0.0/0", gw: "10.1.0.1" }],
+  });
+});
+
+parse("malformed entries are a decode error naming the field, never a JavaScript error", () => {
+  const bad: Array<[Doc, string]> = [
+    [{ cniVersion: "1.0.0", interfaces: [null] }, "could not parse prevResult: interfaces[0] is null"],
+    [
+      { cniVersion: "1.0.0", ips: [{ address: "10.1.0.5/24" }, null] },
+      "could not parse prevResult: ips[1] is null",
+    ],
+    [
+      { cniVersion: "1.0.0", ips: [{ address: 5 }] },
+      "could not parse prevResult: json: cannot unmarshal number into Go struct field IPConfig.ips.address of type types.IPNet",
+    ],
+    [
+      { cniVersion: "1.0.0", ips: [{ address: "garbage" }] },
+      "could not parse prevResult: ips[0].address: invalid CIDR address: garbage",
+    ],
+    [{ cniVersion: "1.0.0", ips: [{}] }, "could not parse prevResult: ips[0].address is missing"],
+    [
+      { cniVersion: "1.0.0", ips: [{ address: "10.1.0.5/24", gateway: "01.2.3.4" }] },
+      "could not parse prevResult: ips[0].gateway: invalid IP address: 01.2.3.4",
+    ],
+    [
+      { cniVersion: "1.0.0", routes: [{ dst: "x" }] },
+      "could not parse prevResult: routes[0].dst: invalid CIDR address: x",
+    ],
+    [
+      { cniVersion: "1.0.0", interfaces: "eth0" },
+      "could not parse prevResult: json: cannot unmarshal string into Go struct field Result.interfaces of type []Interface",
+    ],
+    [{ cniVersion: "0.2.0", ip4: { ip: null } }, "could not parse prevResult: ip4.ip is missing"],
+    [
+      { cniVersion: 1 },
+      "could not parse prevResult: json: cannot unmarshal number into Go struct field Result.cniVersion of type string",
+    ],
+  ];
+  for (const [doc, msg] of bad) {
+    const e = cniErrorOf(() => parsePrevResult(conf("1.0.0", doc)));
+    assert.is(e.msg, msg);
+  }
+});
+
 parse.run();
