@@ -17,6 +17,7 @@ have strace || need+=(strace)
 have go || need+=(golang-go)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 [ -d /usr/share/gocode/src/github.com/containernetworking/cni/libcni ] || need+=(golang-github-appc-cni-dev)
+[ -f /usr/share/gocode/src/github.com/containerd/go-cni/cni.go ] || need+=(golang-github-containerd-go-cni-dev)
 
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

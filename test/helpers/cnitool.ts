@@ -30,22 +30,33 @@ export function toolsDir(): string {
   return resolve(process.env.WEFT_TOOLS_DIR ?? join(repoRoot(), "build", "tools"));
 }
 
-let built: string | undefined;
+const built = new Map<string, string>();
 
-/** The cnitool binary, built first (test/tools/cnitool/build.sh) when missing or out of date. */
-export function cnitoolPath(): string {
-  if (built) return built;
-  const script = join(repoRoot(), "test", "tools", "cnitool", "build.sh");
+/**
+ * A Go test client of test/tools (`cnitool`, `gocni`), built first by its build.sh (which shares
+ * test/tools/build-go.sh) into <toolsDir>/<name> when missing or out of date; once per process.
+ */
+export function goToolPath(name: string): string {
+  const known = built.get(name);
+  if (known) return known;
+  const script = join(repoRoot(), "test", "tools", name, "build.sh");
+  let path: string;
   try {
-    built = execFileSync("bash", [script, join(toolsDir(), "cnitool")], {
+    path = execFileSync("bash", [script, join(toolsDir(), name)], {
       encoding: "utf8",
       stdio: ["ignore", "pipe", "pipe"],
     }).trim();
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr ?? "";
-    throw new Error(`building cnitool failed: ${(err as Error).message}\n${stderr}`);
+    throw new Error(`building ${name} failed: ${(err as Error).message}\n${stderr}`);
   }
-  return built;
+  built.set(name, path);
+  return path;
+}
+
+/** The cnitool binary, built first (test/tools/cnitool/build.sh) when missing or out of date. */
+export function cnitoolPath(): string {
+  return goToolPath("cnitool");
 }
 
 export type CnitoolVerb = "add" | "check" | "del" | "gc" | "status";

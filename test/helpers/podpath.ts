@@ -20,6 +20,9 @@
  * taken from WEFT_BIN_DIR (default dist/bin) when the packaged file is there, else run from the compiled
  * JS next to this file. `delegateSets()` says which sets to test: env WEFT_DELEGATES=reference|weft|both,
  * default both when weft's bridge and host-local implement ADD, else reference only.
+ *
+ * The same node driven as containerd drives it (go-cni, the loopback network, CRI labels and capability
+ * structs): CriNode in test/helpers/gocni.ts, built on gocniOptions().
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import {
@@ -36,6 +39,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type CnitoolOptions, type CnitoolRun, cnitool, repoRoot } from "./cnitool.js";
+import type { GocniOptions } from "./gocni.js";
 import { uniqueName } from "./names.js";
 import { TestNetns } from "./netns.js";
 
@@ -107,8 +111,9 @@ export function installReference(binDir: string, name: string): string {
 }
 
 /**
- * A CNI_PATH directory with weft's flannel and the delegates of `set`. `omit` leaves plugins out (to
- * inject "plugin not found" failures). Returns the directory and where each executable came from.
+ * A CNI_PATH directory with weft's flannel and the delegates of `set`, plus the reference `loopback` that
+ * go-cni callers (containerd) run for every pod. `omit` leaves plugins out (to inject "plugin not found"
+ * failures). Returns the directory and where each executable came from.
  */
 export async function makeCniPath(
   dir: string,
@@ -124,6 +129,8 @@ export async function makeCniPath(
     const ours = set === "weft" && (name !== "portmap" || (await weftHas("portmap")));
     sources[name] = ours ? installWeft(dir, name) : installReference(dir, name);
   }
+  // weft has no loopback plugin: the reference's always.
+  if (!omit.includes("loopback")) sources.loopback = installReference(dir, "loopback");
   return { dir, sources };
 }
 
@@ -321,10 +328,10 @@ export class PodPath {
     return join(this.root, "cache");
   }
 
-  /** A new pod (netns); removed by cleanup(). */
-  pod(prefix = "wpp"): Pod {
+  /** A new pod (netns); removed by cleanup(). The container ID defaults to weft-<netns name>. */
+  pod(prefix = "wpp", containerId?: string): Pod {
     const netns = TestNetns.create(prefix);
-    const pod = { netns, containerId: `weft-${netns.name}`, ifname: "eth0" };
+    const pod = { netns, containerId: containerId ?? `weft-${netns.name}`, ifname: "eth0" };
     this.pods.push(pod);
     return pod;
   }
@@ -332,6 +339,22 @@ export class PodPath {
   /** The options for a raw cnitool call on this network (for verbs and cases the helpers do not cover). */
   toolOptions(extra: Partial<CnitoolOptions> = {}): CnitoolOptions {
     return { confDir: this.confDir, cniPath: this.cniPath, cacheDir: this.cacheDir, ...extra };
+  }
+
+  /**
+   * The options for a go-cni run (test/helpers/gocni) on this node: the conf dir holds only this list, so
+   * go-cni's default network is it; CNI_PATH holds loopback too.
+   */
+  gocniOptions(extra: Partial<GocniOptions> = {}): GocniOptions {
+    return { confDir: this.confDir, pluginDirs: [this.cniPath], cacheDir: this.cacheDir, ...extra };
+  }
+
+  /** Puts weft's or the reference's `name` into CNI_PATH in place of the current one. */
+  usePlugin(name: string, which: DelegateSet): string {
+    rmSync(join(this.cniPath, name), { force: true });
+    this.sources[name] =
+      which === "weft" ? installWeft(this.cniPath, name) : installReference(this.cniPath, name);
+    return this.sources[name]!;
   }
 
   private call(verb: "add" | "check" | "del", pod: Pod, o: PodCallOptions): CnitoolRun {
