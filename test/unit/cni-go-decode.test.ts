@@ -4,6 +4,7 @@ import { portMapSchema } from "../../plugins/portmap/config.js";
 import { fieldOf, foldName, goDecode } from "../../shared/cni/go-decode.js";
 import { scanJson } from "../../shared/cni/json-scan.js";
 import type { JsonSchema } from "../../shared/cni/schemas.js";
+import { decodeConfig } from "../../shared/cni/skel.js";
 
 /**
  * A struct like the reference plugins' configs. Every expectation below was checked against Go 1.19's
@@ -129,6 +130,33 @@ test("portmap's own schema takes containerd's mixed-case duplicates as Go does",
   assert.equal(d.runtimeConfig, { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: "udp" }] });
   assert.is(d.snat, false);
   assert.is(d.markMasqBit, 14);
+});
+
+test("through skel: flannel's maps keep exact keys, its own fields fold; host-local reads go-cni's ipRanges", async () => {
+  const flannel = (await import("../../plugins/flannel/main.js")).plugin;
+  const f = await decodeConfig(
+    Buffer.from(
+      '{"cniVersion":"0.3.1","Name":"cbr0","Type":"flannel","SubnetFile":"/x/subnet.env","Delegate":{"HairpinMode":true,"isDefaultGateway":true},"IPAM":{"Routes":[]}}',
+    ),
+    flannel,
+  );
+  assert.is(f.name, "cbr0");
+  assert.is(f.subnetFile, "/x/subnet.env");
+  assert.equal(f.delegate, { HairpinMode: true, isDefaultGateway: true });
+  assert.equal(f.ipam, { Routes: [] });
+
+  const hostLocal = (await import("../../plugins/host-local/main.js")).plugin;
+  const h = await decodeConfig(
+    Buffer.from(
+      '{"cniVersion":"1.0.0","name":"n","ipam":{"type":"host-local"},"runtimeConfig":{"IPRanges":[[{"Subnet":"10.9.0.0/24","RangeStart":"10.9.0.10","RangeEnd":"10.9.0.20","Gateway":"10.9.0.1"}]]}}',
+    ),
+    hostLocal,
+  );
+  assert.equal(h.runtimeConfig, {
+    ipRanges: [
+      [{ subnet: "10.9.0.0/24", rangeStart: "10.9.0.10", rangeEnd: "10.9.0.20", gateway: "10.9.0.1" }],
+    ],
+  });
 });
 
 test.run();
