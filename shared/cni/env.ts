@@ -40,6 +40,21 @@ export function validateContainerId(id: string): void {
     throw new CniError(ErrorCode.InvalidEnvironment, "invalid characters in containerID", id);
 }
 
+/**
+ * A container ID that does not fit where a plugin must keep it (flannel: a file name; portmap's nftables
+ * backend: a rule comment). skel checks only its characters, so each plugin checks the length it needs,
+ * before it changes anything, and says so instead of failing half-way with the kernel's or the file
+ * system's error. `where` completes "too long for ...".
+ */
+export function checkContainerIdLength(containerId: string, limit: number, where: string): void {
+  const bytes = Buffer.byteLength(containerId);
+  if (bytes <= limit) return;
+  throw new CniError(
+    ErrorCode.InvalidEnvironment,
+    `CNI_CONTAINERID is too long for ${where}: ${bytes} bytes, at most ${limit}`,
+  );
+}
+
 /** utils.ValidateNetworkName (its "missing" message really ends in a colon). */
 export function validateNetworkName(name: string): void {
   if (name === "") throw new CniError(ErrorCode.InvalidNetworkConfig, "missing network name:");
