@@ -13,6 +13,12 @@ export interface CmdArgs {
   path: string;
   netnsOverride: string;
   stdin: Buffer;
+  /**
+   * The plugin types this call went through, from the one the runtime ran down to the one running it
+   * (see invoke.ts: delegation loops). Carried in-process through CmdArgs and to executed delegates in
+   * WEFT_DELEGATION, never through this process's own environment: one process may serve several calls.
+   */
+  delegation?: readonly string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -77,6 +83,14 @@ export function validateIfname(ifname: string): void {
   if (IFNAME_BAD_RE.test(ifname)) throw bad("interface name contains / or : or whitespace characters");
 }
 
+/** The variable that carries CmdArgs.delegation to an executed delegate: types joined by "/". */
+export const DELEGATION_VAR = "WEFT_DELEGATION";
+
+/** "/" cannot be part of a plugin name (findInPath refuses it), so it separates the chain's types. */
+export function parseDelegation(value: string | undefined): string[] {
+  return (value ?? "").split("/").filter((t) => t !== "");
+}
+
 /** What readEnvVars returns: CmdArgs without stdin, the command not yet known to be a verb. */
 export type EnvVars = Omit<CmdArgs, "stdin" | "command"> & { command: string };
 
@@ -107,6 +121,7 @@ export function readEnvVars(env: Env): EnvVars | undefined {
     args: env.CNI_ARGS ?? "",
     path: env.CNI_PATH ?? "",
     netnsOverride: env.CNI_NETNS_OVERRIDE ?? "",
+    delegation: parseDelegation(env[DELEGATION_VAR]),
   };
 }
 
