@@ -1,7 +1,7 @@
 import { validAttachments } from "../../shared/cni/attachments.js";
-import { splitPath } from "../../shared/cni/env.js";
+import { checkContainerIdLength, splitPath } from "../../shared/cni/env.js";
 import { CniError, ErrorCode, toCniError, wrapError } from "../../shared/cni/errors.js";
-import { findInPath, invokeDelegate } from "../../shared/cni/invoke.js";
+import { findInPath, invokeDelegate, isRefusal, sameError } from "../../shared/cni/invoke.js";
 import type { CallContext, Plugin } from "../../shared/cni/plugin.js";
 import { parseResult } from "../../shared/cni/results.js";
 import type { JsonSchema } from "../../shared/cni/schemas.js";
@@ -17,6 +17,7 @@ import { withRouteGateways } from "../../shared/flannel/prev-result.js";
 import {
   DEFAULT_DATA_DIR,
   listSavedContainerIds,
+  MAX_CONTAINER_ID_BYTES,
   parseSavedConfig,
   readSavedConfig,
   removeSavedConfig,
@@ -63,6 +64,13 @@ function loadSubnetEnv(ctx: Ctx): SubnetEnv {
 }
 
 async function cmdAdd(ctx: Ctx): Promise<Result> {
+  // The saved config is named by the container ID: one that cannot be a file name fails here, before
+  // anything, instead of in the middle (the reference: "open ...: file name too long").
+  checkContainerIdLength(
+    ctx.args.containerId,
+    MAX_CONTAINER_ID_BYTES,
+    `a file name (flannel saves the delegate config as ${dataDir(ctx)}/<containerID>)`,
+  );
   const env = loadSubnetEnv(ctx);
   const delegate = buildDelegateConfig(ctx.conf, env);
   const bytes = goMarshal(delegate);
@@ -78,7 +86,7 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
     const out = await invokeDelegate("ADD", delegate.type, bytes, ctx.args);
     return parseResult(out, ctx.conf.cniVersion);
   } catch (err) {
-    await undoFailedAdd(ctx, delegate.type, bytes);
+    await undoFailedAdd(ctx, delegate.type, bytes, toCniError(err));
     throw wrapError("failed to delegate add", err);
   }
 }
@@ -99,18 +107,33 @@ function requirePlugins(ctx: Ctx): void {
  * The reference leaves the saved file behind when the delegate's ADD fails (containernetworking/plugins
  * #426), and a bridge that failed half-way may have left a veth and a reservation. Running the delegate's
  * DEL with the same config removes whatever it did set up; only when that succeeded is the saved file
- * removed. If the DEL fails too, the file stays: it is the only record of what to tear down, and the
- * runtime's DEL for the failed sandbox (or GC) replays it.
+ * removed. If the DEL fails too, it depends on how:
+ * - the same error as the ADD, or a refusal (see isRefusal): the delegate turned the call down before
+ *   looking at any state (a key of the wrong type, a bad CNI_ARGS, a version it does not speak), so it
+ *   set nothing up, and every DEL replaying this file would fail the same way forever (the pod stuck
+ *   Terminating, flannel-io/flannel#1662): the file goes;
+ * - anything else (a lock, a busy netns, a plugin being replaced): the file stays, the only record of
+ *   what to tear down, and the runtime's DEL for the failed sandbox (or GC) replays it.
  */
-async function undoFailedAdd(ctx: Ctx, type: string, bytes: Buffer): Promise<void> {
+async function undoFailedAdd(ctx: Ctx, type: string, bytes: Buffer, addErr: CniError): Promise<void> {
   try {
     await invokeDelegate("DEL", type, bytes, ctx.args);
-    removeSavedConfig(dataDir(ctx), ctx.args.containerId);
   } catch (err) {
-    ctx.log.warn("delegate DEL after the failed ADD failed; keeping the saved config for the next DEL", {
-      error: toCniError(err).message,
-    });
+    const delErr = toCniError(err);
+    if (!sameError(delErr, addErr) && !isRefusal(delErr)) {
+      ctx.log.warn("delegate DEL after the failed ADD failed; keeping the saved config for the next DEL", {
+        error: delErr.message,
+      });
+      return;
+    }
+    ctx.log.warn(
+      "the delegate refuses this config for DEL as for ADD; nothing to replay, saved config removed",
+      {
+        error: delErr.message,
+      },
+    );
   }
+  removeSavedConfig(dataDir(ctx), ctx.args.containerId);
 }
 
 async function cmdDel(ctx: Ctx): Promise<void> {
@@ -127,36 +150,64 @@ async function cmdDel(ctx: Ctx): Promise<void> {
   // Per spec, DEL of something already gone succeeds.
   if (!bytes) return;
   const saved = parseSavedConfig(bytes);
-  let type: string;
-  let replay: Buffer;
   if (saved) {
     // Replayed byte for byte, as the reference does: the delegate tears down exactly what it set up.
-    type = saved.doc.type;
-    replay = bytes;
-  } else {
-    const rebuilt = rebuildForDel(ctx);
-    if (!rebuilt) return;
-    ({ type, bytes: replay } = rebuilt);
+    // Removed only after the delegate's DEL succeeded; the reference removes it even when the DEL
+    // failed, so the runtime's retry found nothing and the address leaked for good.
+    const refusal = await delegateDel(ctx, saved.doc.type, bytes);
+    if (!refusal) return removeSavedConfig(dir, ctx.args.containerId);
+    ctx.log.warn("the delegate refuses the saved config; trying one rebuilt from subnet.env", {
+      error: refusal.message,
+    });
   }
-  // Removed only after the delegate's DEL succeeded; the reference removes it even when the DEL failed,
-  // so the runtime's retry found nothing and the address leaked for good.
-  await invokeDelegate("DEL", type, replay, ctx.args);
+  const rebuilt = rebuildForDel(ctx, saved ? "refused" : "unreadable");
+  if (!rebuilt) {
+    // Nothing left that the delegate would take. A refused file goes (no retry can use it); an
+    // unreadable one stays for GC, as the reference keeps it.
+    if (saved) removeSavedConfig(dir, ctx.args.containerId);
+    return;
+  }
+  // The same bytes would only be refused again.
+  const refusal =
+    saved && rebuilt.bytes.equals(bytes) ? true : await delegateDel(ctx, rebuilt.type, rebuilt.bytes);
+  if (refusal instanceof CniError) {
+    ctx.log.warn("the delegate refuses the rebuilt config too; saved config removed", {
+      error: refusal.message,
+    });
+  }
   removeSavedConfig(dir, ctx.args.containerId);
 }
 
 /**
- * A saved file that does not parse (truncated by a crash of an old writer): the reference logs and
- * returns success without calling the delegate, leaking the address. Rebuilding the config from the
- * current subnet.env still lets the delegate release it. Without subnet.env, fall back to the
- * reference's success; the file stays for GC.
+ * The delegate's DEL: undefined when it succeeded, the error when the delegate refused the call as such
+ * (a retry with this config cannot succeed); any other failure is thrown, and the saved file stays for
+ * the runtime's retry.
  */
-function rebuildForDel(ctx: Ctx): { type: string; bytes: Buffer } | undefined {
+async function delegateDel(ctx: Ctx, type: string, bytes: Buffer): Promise<CniError | undefined> {
+  try {
+    await invokeDelegate("DEL", type, bytes, ctx.args);
+    return undefined;
+  } catch (err) {
+    const e = toCniError(err);
+    if (isRefusal(e)) return e;
+    throw err;
+  }
+}
+
+/**
+ * A saved file that does not parse (truncated by a crash of an old writer) or that the delegate refuses
+ * (saved by a newer plugin set, or by a reference ADD that failed on it): the reference logs and returns
+ * success without calling the delegate (or fails every retry), leaking the address. A config rebuilt from
+ * today's flannel config and subnet.env still lets the delegate release it. Without one, DEL succeeds as
+ * the reference does.
+ */
+function rebuildForDel(ctx: Ctx, why: "unreadable" | "refused"): { type: string; bytes: Buffer } | undefined {
   try {
     const delegate = buildDelegateConfig(ctx.conf, readSubnetEnv(subnetFile(ctx)));
-    ctx.log.warn("saved delegate config is unreadable; using one rebuilt from subnet.env for DEL");
+    ctx.log.warn(`saved delegate config is ${why}; using one rebuilt from subnet.env for DEL`);
     return { type: delegate.type, bytes: goMarshal(delegate) };
   } catch (err) {
-    ctx.log.warn("saved delegate config is unreadable and no config can be rebuilt; DEL skips the delegate", {
+    ctx.log.warn(`saved delegate config is ${why} and no config can be rebuilt; DEL skips the delegate`, {
       error: (err as Error).message,
     });
     return undefined;

@@ -132,8 +132,11 @@ function checkMapping(pm: PortMapping): PortMapping {
   if (!PROTOCOLS.has(protocol)) throw invalid(`Invalid protocol: ${JSON.stringify(pm.protocol ?? "")}`);
   const out: PortMapping = { hostPort: pm.hostPort, containerPort: pm.containerPort, protocol };
   if (pm.hostIP) {
-    if (!isIPv4(pm.hostIP) && !isIPv6(pm.hostIP)) throw invalid(`Invalid host IP: ${pm.hostIP}`);
-    out.hostIP = pm.hostIP;
+    // The reference does not check: net.ParseIP's nil reads as IPv6 there, so a v4 pod silently loses
+    // the mapping and a v6 pod fails half-way in ip6tables. Refused here before anything is installed.
+    const ip = parseHostIp(pm.hostIP);
+    if (!ip) throw invalid(`Invalid host IP: ${pm.hostIP}`);
+    out.hostIP = ip.ip;
   }
   return out;
 }
@@ -144,9 +147,16 @@ function ipv6Text(ip: string): string {
 }
 
 /**
- * Go's net.IP.String(): RFC 5952 for IPv6, dotted quad for IPv4 and IPv4-mapped IPv6. (Node's own
- * inet_ntop rather than ip-address: this runs on every ADD and the library costs more to load.)
+ * Go's net.ParseIP followed by net.IP.String(): dotted decimal IPv4 without leading zeros (Go >= 1.17;
+ * the reference v1.1.1 was built with Go 1.19, HEAD with 1.25), IPv6 without a zone, IPv4-mapped IPv6
+ * read as IPv4; printed RFC 5952 for IPv6, as a dotted quad for IPv4. Undefined where ParseIP returns
+ * nil. (Node's own parser and inet_ntop rather than ip-address: this runs on every ADD and the library
+ * costs more to load.)
  */
+export function parseHostIp(ip: string): { family: 4 | 6; ip: string } | undefined {
+  return canonicalIp(ip);
+}
+
 function canonicalIp(ip: string): { family: 4 | 6; ip: string } | undefined {
   if (isIPv4(ip)) return { family: 4, ip };
   if (!isIPv6(ip) || ip.includes("%")) return undefined;
@@ -157,6 +167,7 @@ function canonicalIp(ip: string): { family: 4 | 6; ip: string } | undefined {
 }
 
 export function containerNetOf(address: string): ContainerNet | undefined {
+  if (typeof address !== "string") return undefined;
   const [ip, len] = address.split("/");
   const parsed = canonicalIp(ip ?? "");
   if (!parsed || len === undefined || !/^\d{1,3}$/.test(len)) return undefined;
@@ -178,8 +189,9 @@ export function selectContainerIps(result: Result, ifname: string): [ContainerNe
     const idx = ip.interface;
     const ifaces = result.interfaces ?? [];
     if (typeof idx === "number" && idx >= 0 && idx < ifaces.length) {
-      const iface = ifaces[idx]!;
-      if (iface.name !== ifname || !iface.sandbox) continue;
+      // A null entry decodes to Go's zero Interface: no name, no sandbox, so not this one.
+      const iface = ifaces[idx];
+      if (iface?.name !== ifname || !iface?.sandbox) continue;
     }
     if (net.family === 4) v4 = net;
     else v6 = net;
@@ -192,30 +204,45 @@ export interface ParseOptions {
   ifname: string;
   /** Check each port mapping (ADD, CHECK). DEL tears down by name and ID alone and skips this. */
   checkMappings: boolean;
+  /**
+   * DEL and GC: what they remove follows from the network name and the container ID (and the backend)
+   * alone, so nothing else in the config may stop them; a problem the ADD would have refused (a bad mark
+   * bit, an unknown backend, a prevResult that does not parse) is reported to `onIgnored` instead, and
+   * a DEL after the ADD that refused that config succeeds (the reference fails it on every retry).
+   */
+  teardown?: { onIgnored(problem: string): void };
 }
 
 /** The reference's parseConfig: defaults, the markMasqBit/externalSetMarkChain rules, backend and IPs. */
 export function parseConfig(conf: PortMapNetConf, opts: ParseOptions): PortMapConfig {
+  // Strict for ADD, CHECK and STATUS; in teardown mode the problem is reported and the default used.
+  const problem = (err: CniError): void => {
+    if (!opts.teardown) throw err;
+    opts.teardown.onIgnored(err.msg);
+  };
   let prevResult: Result | undefined;
   if (conf.prevResult !== undefined && conf.prevResult !== null) {
     try {
       prevResult = parseResult(conf.prevResult, conf.cniVersion);
     } catch (err) {
-      throw new CniError(ErrorCode.DecodingFailure, `could not parse prevResult: ${(err as Error).message}`);
+      problem(
+        new CniError(ErrorCode.DecodingFailure, `could not parse prevResult: ${(err as Error).message}`),
+      );
     }
   }
+  let markMasqBit = conf.markMasqBit ?? DEFAULT_MARK_BIT;
   if (conf.markMasqBit != null && conf.externalSetMarkChain != null) {
-    throw invalid("Cannot specify externalSetMarkChain and markMasqBit");
+    problem(invalid("Cannot specify externalSetMarkChain and markMasqBit"));
   }
-  const markMasqBit = conf.markMasqBit ?? DEFAULT_MARK_BIT;
-  if (markMasqBit < 0 || markMasqBit > 31) throw invalid("MasqMarkBit must be between 0 and 31");
+  if (markMasqBit < 0 || markMasqBit > 31) {
+    problem(invalid("MasqMarkBit must be between 0 and 31"));
+    markMasqBit = DEFAULT_MARK_BIT;
+  }
 
   let backend: BackendName | undefined;
   if (conf.backend !== undefined && conf.backend !== null) {
-    if (conf.backend !== "iptables" && conf.backend !== "nftables") {
-      throw invalid(`unrecognized backend ${JSON.stringify(conf.backend)}`);
-    }
-    backend = conf.backend;
+    if (conf.backend === "iptables" || conf.backend === "nftables") backend = conf.backend;
+    else problem(invalid(`unrecognized backend ${JSON.stringify(conf.backend)}`));
   }
 
   const raw = conf.runtimeConfig?.portMappings ?? [];
@@ -240,21 +267,41 @@ export function parseConfig(conf: PortMapNetConf, opts: ParseOptions): PortMapCo
     contIPv4,
     contIPv6,
   };
-  if (backend) checkBackendOptions(out, backend);
+  if (backend) {
+    try {
+      checkBackendOptions(out, backend);
+    } catch (err) {
+      problem(err as CniError);
+    }
+  }
+  // A teardown never needs the options of the other backend: they only shape rules it finds by name.
+  if (opts.teardown) out.backendOptions = { iptables: [], nftables: [] };
   return out;
+}
+
+/**
+ * A mapping's hostIP as the reference's rule builders read it: `net.ParseIP(hostIP)`, whose nil (an
+ * address Go cannot parse) has no To4() and so counts as IPv6, and is not unspecified. ADD and CHECK
+ * refuse such addresses up front; DEL and GC only build rules to find what to remove, and must not fail
+ * on them (they used to, on every retry).
+ */
+function hostIpOf(pm: PortMapping): { family: 4 | 6; ip: string; unspecified: boolean } | undefined {
+  if (!pm.hostIP) return undefined;
+  const ip = parseHostIp(pm.hostIP);
+  if (!ip) return { family: 6, ip: pm.hostIP, unspecified: false };
+  return { ...ip, unspecified: ip.ip === "0.0.0.0" || ip.ip === "::" };
 }
 
 /** Whether a mapping applies to a container address family: a hostIP of the other family skips it. */
 export function mappingApplies(pm: PortMapping, family: 4 | 6): boolean {
-  if (!pm.hostIP) return true;
-  return (isIPv4(pm.hostIP) ? 4 : 6) === family;
+  const ip = hostIpOf(pm);
+  return !ip || ip.family === family;
 }
 
 /** The mapping's destination address match, or undefined for no hostIP or an unspecified one (0.0.0.0, ::). */
 export function hostIpMatch(pm: PortMapping): string | undefined {
-  if (!pm.hostIP) return undefined;
-  if (isIPv4(pm.hostIP)) return pm.hostIP === "0.0.0.0" ? undefined : pm.hostIP;
-  return ipv6Text(pm.hostIP) === "::" ? undefined : pm.hostIP;
+  const ip = hostIpOf(pm);
+  return ip && !ip.unspecified ? ip.ip : undefined;
 }
 
 /** `ip:port`, with IPv6 bracketed, as iptables and nft write a DNAT destination. */

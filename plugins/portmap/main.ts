@@ -30,6 +30,18 @@ function load({ args, conf }: Ctx, checkMappings: boolean, wrap: boolean): PortM
   }
 }
 
+/** DEL and GC: only the network name, the container ID and the backend decide what they remove. */
+function loadForTeardown({ args, conf, log }: Ctx): PortMapConfig {
+  const onIgnored = (problem: string) =>
+    log.warn("config problem ignored: teardown needs only the network name and container ID", { problem });
+  return parseConfig(conf, {
+    containerId: args.containerId,
+    ifname: args.ifname,
+    checkMappings: false,
+    teardown: { onIgnored },
+  });
+}
+
 const containerNets = (conf: PortMapConfig): ContainerNet[] =>
   [conf.contIPv4, conf.contIPv6].filter((n): n is ContainerNet => n !== undefined);
 
@@ -56,14 +68,20 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
   const nets = containerNets(conf);
   const mapper = await selectBackend(conf);
   const localnetIf = conf.snat && conf.contIPv4 ? routableHostInterface(conf.contIPv4.ip) : undefined;
-  await mapper.forwardPorts(conf, nets);
   try {
+    // The families are separate transactions (iptables): one may have committed when the other failed.
+    await mapper.forwardPorts(conf, nets);
     await Promise.all([
       ...nets.map((net) => flushStaleUdpFlows(udpPorts(conf), net.family, ctx.log)),
       localnetIf && enableLocalnetRouting(localnetIf),
     ]);
   } catch (err) {
-    await mapper.unforwardPorts(conf).catch(() => undefined);
+    // A failed ADD leaves nothing of this container (the shared chains stay, as after any DEL).
+    await mapper
+      .unforwardPorts(conf)
+      .catch((undoErr: Error) =>
+        ctx.log.warn("could not remove the rules of the failed ADD", { error: undoErr.message }),
+      );
     throw err;
   }
   return conf.prevResult;
@@ -72,7 +90,7 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
 async function cmdDel(ctx: Ctx): Promise<void> {
   // Unlike the reference, which returns early without portMappings and leaks the rules when the
   // runtime omits them on DEL: everything installed is found from the network name and container ID.
-  const conf = load(ctx, false, true);
+  const conf = loadForTeardown(ctx);
   const mapper = await selectBackend(conf);
   const removed = await mapper.unforwardPorts(conf);
   await Promise.all([flushStaleUdpFlows(removed[4], 4, ctx.log), flushStaleUdpFlows(removed[6], 6, ctx.log)]);
@@ -87,7 +105,7 @@ async function cmdCheck(ctx: Ctx): Promise<void> {
 }
 
 async function cmdGc(ctx: Ctx): Promise<void> {
-  const conf = load(ctx, false, false);
+  const conf = loadForTeardown(ctx);
   const attachments = validAttachments(ctx.conf);
   if (attachments === undefined) {
     ctx.log.warn("GC without cni.dev/valid-attachments: nothing removed");

@@ -1,3 +1,4 @@
+import { checkContainerIdLength } from "../../shared/cni/env.js";
 import {
   deleteRuleCommand,
   listTableRules,
@@ -25,6 +26,9 @@ const MASQUERADING = "masquerading";
 const CONTAINER_CHAINS = [HOSTPORTS, HOSTIP_HOSTPORTS, MASQUERADING];
 
 const nftFamily = (f: 4 | 6): NftFamily => (f === 4 ? "ip" : "ip6");
+
+/** nft refuses longer comments (NFTNL_UDATA_COMMENT_MAXLEN); each rule's comment is the container ID. */
+export const NFT_COMMENT_MAX = 128;
 
 /**
  * The commands knftables sends for one container address (forwardPorts), in its order. `stale` are
@@ -129,6 +133,11 @@ export const nftMapper: PortMapper = {
   name: "nftables",
 
   async forwardPorts(conf, nets) {
+    checkContainerIdLength(
+      conf.containerId,
+      NFT_COMMENT_MAX,
+      "the nftables backend, which keeps it in each rule's comment",
+    );
     // Both families in one transaction; rules this container already has are replaced.
     for (let attempt = 0; attempt < 2; attempt++) {
       const existing = await Promise.all(nets.map((n) => listRules(n.family)));

@@ -13,6 +13,12 @@ export interface CmdArgs {
   path: string;
   netnsOverride: string;
   stdin: Buffer;
+  /**
+   * The plugin types this call went through, from the one the runtime ran down to the one running it
+   * (see invoke.ts: delegation loops). Carried in-process through CmdArgs and to executed delegates in
+   * WEFT_DELEGATION, never through this process's own environment: one process may serve several calls.
+   */
+  delegation?: readonly string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -40,6 +46,21 @@ export function validateContainerId(id: string): void {
     throw new CniError(ErrorCode.InvalidEnvironment, "invalid characters in containerID", id);
 }
 
+/**
+ * A container ID that does not fit where a plugin must keep it (flannel: a file name; portmap's nftables
+ * backend: a rule comment). skel checks only its characters, so each plugin checks the length it needs,
+ * before it changes anything, and says so instead of failing half-way with the kernel's or the file
+ * system's error. `where` completes "too long for ...".
+ */
+export function checkContainerIdLength(containerId: string, limit: number, where: string): void {
+  const bytes = Buffer.byteLength(containerId);
+  if (bytes <= limit) return;
+  throw new CniError(
+    ErrorCode.InvalidEnvironment,
+    `CNI_CONTAINERID is too long for ${where}: ${bytes} bytes, at most ${limit}`,
+  );
+}
+
 /** utils.ValidateNetworkName (its "missing" message really ends in a colon). */
 export function validateNetworkName(name: string): void {
   if (name === "") throw new CniError(ErrorCode.InvalidNetworkConfig, "missing network name:");
@@ -60,6 +81,14 @@ export function validateIfname(ifname: string): void {
   }
   if (ifname === "." || ifname === "..") throw bad("interface name is . or ..");
   if (IFNAME_BAD_RE.test(ifname)) throw bad("interface name contains / or : or whitespace characters");
+}
+
+/** The variable that carries CmdArgs.delegation to an executed delegate: types joined by "/". */
+export const DELEGATION_VAR = "WEFT_DELEGATION";
+
+/** "/" cannot be part of a plugin name (findInPath refuses it), so it separates the chain's types. */
+export function parseDelegation(value: string | undefined): string[] {
+  return (value ?? "").split("/").filter((t) => t !== "");
 }
 
 /** What readEnvVars returns: CmdArgs without stdin, the command not yet known to be a verb. */
@@ -92,6 +121,7 @@ export function readEnvVars(env: Env): EnvVars | undefined {
     args: env.CNI_ARGS ?? "",
     path: env.CNI_PATH ?? "",
     netnsOverride: env.CNI_NETNS_OVERRIDE ?? "",
+    delegation: parseDelegation(env[DELEGATION_VAR]),
   };
 }
 

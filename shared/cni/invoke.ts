@@ -1,8 +1,9 @@
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { createLogger } from "../log.js";
-import { type CmdArgs, splitPath, type Verb } from "./env.js";
-import { CniError, ErrorCode } from "./errors.js";
+import { mayEnter } from "./delegation.js";
+import { type CmdArgs, DELEGATION_VAR, splitPath, type Verb } from "./env.js";
+import { CniError, ErrorCode, toCniError } from "./errors.js";
 import { goQuote } from "./goquote.js";
 import type { Plugin } from "./plugin.js";
 import { runVerb } from "./skel.js";
@@ -61,7 +62,10 @@ function isThisExecutable(path: string): boolean {
   }
 }
 
-/** The environment a delegate sees: ours, with the call's CNI_* values and the verb replaced. */
+/**
+ * The environment a delegate sees: ours, with the call's CNI_* values and the verb replaced, and the
+ * delegation chain of this call (args.delegation, which ends with the delegate's own type).
+ */
 export function delegateEnv(args: CmdArgs, verb: Verb): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
@@ -73,7 +77,34 @@ export function delegateEnv(args: CmdArgs, verb: Verb): Record<string, string> {
     CNI_ARGS: args.args,
     CNI_PATH: args.path,
   });
+  if (args.delegation?.length) env[DELEGATION_VAR] = args.delegation.join("/");
+  else delete env[DELEGATION_VAR];
   return env;
+}
+
+/**
+ * The spec's codes for a call the plugin refuses as such (its version, a field, its environment, a config
+ * it cannot decode or accept): the same config and environment are refused on every retry. Anything else
+ * (the reference plugins report most failures as 999) may pass on a retry.
+ */
+const REFUSAL_CODES: ReadonlySet<number> = new Set([
+  ErrorCode.IncompatibleVersion,
+  ErrorCode.UnsupportedField,
+  ErrorCode.InvalidEnvironment,
+  ErrorCode.DecodingFailure,
+  ErrorCode.InvalidNetworkConfig,
+]);
+
+/** Whether a delegate's error refuses the call as such (see REFUSAL_CODES). */
+export function isRefusal(err: unknown): boolean {
+  return REFUSAL_CODES.has(toCniError(err).code);
+}
+
+/** The same error object (code, msg, details): what a delegate answers when it fails before any state. */
+export function sameError(a: unknown, b: unknown): boolean {
+  const x = toCniError(a);
+  const y = toCniError(b);
+  return x.code === y.code && x.msg === y.msg && x.details === y.details;
 }
 
 /** Turns a failed plugin's output into the error, as invoke's RawExec.pluginErr does. */
@@ -173,15 +204,18 @@ export async function invokeDelegate(
   conf: Buffer | string,
   args: CmdArgs,
 ): Promise<Record<string, unknown> | undefined> {
+  const delegation = [...(args.delegation ?? []), type];
+  if (!mayEnter(verb, delegation)) return undefined;
   const path = findInPath(type, splitPath(args.path));
   const stdin = Buffer.isBuffer(conf) ? conf : Buffer.from(conf);
+  const call: CmdArgs = { ...args, command: verb, stdin, delegation };
   let out: object | undefined;
   const load = builtins.get(type);
   if (load && isThisExecutable(path)) {
     const plugin = await load();
-    out = await runVerb(plugin, { ...args, command: verb, stdin }, createLogger(type));
+    out = await runVerb(plugin, call, createLogger(type));
   } else {
-    const stdout = await execPlugin(path, stdin, delegateEnv(args, verb));
+    const stdout = await execPlugin(path, stdin, delegateEnv(call, verb));
     if (verb !== "ADD" && verb !== "VERSION") return undefined;
     try {
       // Go unmarshals into a map, so a "null" result is an empty one.

@@ -1,6 +1,7 @@
 import { statSync, writeSync } from "node:fs";
 import { createLogger, type Logger } from "../log.js";
 import { WEFT_COMMIT, WEFT_VERSION } from "../version.js";
+import { chainOnStart, mayEnter } from "./delegation.js";
 import {
   type CmdArgs,
   isVerb,
@@ -174,6 +175,10 @@ function checkNotOwnNetns(args: CmdArgs): void {
  */
 export async function runVerb(plugin: Plugin, args: CmdArgs, log: Logger): Promise<object | undefined> {
   if (args.command === "VERSION") return versionInfo();
+  // A plugin that is already running in this call (delegation.ts) refuses before anything else.
+  const delegation = args.delegation?.length ? args.delegation : [plugin.name];
+  if (!mayEnter(args.command, delegation)) return undefined;
+  args = { ...args, delegation };
   // skel's order: environment, config name, version gates, then what the plugin parses.
   validateAttachment(args);
   const envelope = decodeEnvelope(args.stdin);
@@ -261,7 +266,8 @@ export async function pluginMain(plugin: Plugin): Promise<never> {
       decodeEnvelope(stdin);
       throw unknownCommand(env.command);
     }
-    const out = await runVerb(plugin, { ...env, command: env.command, stdin }, log);
+    const delegation = chainOnStart(env.delegation, plugin.name);
+    const out = await runVerb(plugin, { ...env, command: env.command, stdin, delegation }, log);
     if (out) print(out, env.command === "VERSION");
     process.exit(0);
   } catch (err) {

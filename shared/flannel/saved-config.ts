@@ -13,6 +13,15 @@ export function savedConfigPath(dataDir: string, containerId: string): string {
   return join(dataDir, containerId);
 }
 
+/** NAME_MAX: the longest file name, so the longest container ID a saved config can be named by. */
+export const MAX_CONTAINER_ID_BYTES = 255;
+
+/** No file can exist under this path: nothing there, or a name the file system cannot hold. */
+function absent(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === "ENOENT" || code === "ENOTDIR" || code === "ENAMETOOLONG";
+}
+
 /**
  * Saves atomically (temp + fsync + rename): the reference truncates in place, so a crash could leave
  * the truncated file that once made DEL fail forever (flannel-io/flannel#1662).
@@ -21,13 +30,15 @@ export function saveDelegateConfig(dataDir: string, containerId: string, bytes: 
   writeFileAtomic(savedConfigPath(dataDir, containerId), bytes, { mode: 0o600, dirMode: 0o700 });
 }
 
-/** The saved bytes, or undefined when there is no file (never added, or already deleted). */
+/**
+ * The saved bytes, or undefined when there is no file (never added, already deleted, or an ID too long
+ * to be a file name, which no ADD could have saved).
+ */
 export function readSavedConfig(dataDir: string, containerId: string): Buffer | undefined {
   try {
     return readFileSync(savedConfigPath(dataDir, containerId));
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+    if (absent(err)) return undefined;
     throw err;
   }
 }
@@ -37,8 +48,7 @@ export function removeSavedConfig(dataDir: string, containerId: string): void {
   try {
     unlinkSync(savedConfigPath(dataDir, containerId));
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
+    if (!absent(err)) throw err;
   }
 }
 

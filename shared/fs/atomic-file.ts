@@ -26,7 +26,7 @@ export interface AtomicWriteOptions {
 export function writeFileAtomic(path: string, data: string | Buffer, opts: AtomicWriteOptions): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: opts.dirMode });
-  const tmp = join(dir, `.${basename(path)}.tmp-${randomBytes(6).toString("hex")}`);
+  const tmp = join(dir, tempName(basename(path)));
   const buf = Buffer.isBuffer(data) ? data : Buffer.from(data);
   let fd: number | undefined;
   try {
@@ -44,6 +44,21 @@ export function writeFileAtomic(path: string, data: string | Buffer, opts: Atomi
     throw err;
   }
   syncDir(dir);
+}
+
+/** NAME_MAX of Linux file systems, in bytes. */
+const NAME_MAX = 255;
+
+/**
+ * `.<name>.tmp-<random>`, with `name` cut so the temp name fits NAME_MAX whenever `name` itself does: a
+ * name of 238 to 255 bytes is valid, and its save must not fail on the temp file alone.
+ */
+export function tempName(name: string): string {
+  const suffix = `.tmp-${randomBytes(6).toString("hex")}`;
+  const room = NAME_MAX - 1 - suffix.length;
+  const head = [...name];
+  while (Buffer.byteLength(head.join("")) > room) head.pop();
+  return `.${head.join("")}${suffix}`;
 }
 
 function syncDir(dir: string): void {

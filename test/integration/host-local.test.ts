@@ -159,6 +159,21 @@ test("the same history writes the same files, byte for byte, and the same addres
   assert.ok(Object.values(ours.files).includes("g\r\neth0"));
 });
 
+test("a container ID longer than any file name: the ID is only content, so both plugins serve it alike", async () => {
+  // skel limits only its characters; host-local names files by address, never by ID (temp files too).
+  const long = "c".repeat(300);
+  const dd = dataDir();
+  const conf = hostLocalConf(dd, "longid", [[{ subnet: testSubnet(8) }]]);
+  for (const exe of [weft.exe, REFERENCE]) {
+    const out = await callPlugin(exe, add(long), conf);
+    assert.is(out.status, 0, out.stdout + out.stderr);
+    assert.ok(Object.values(snapshot(join(dd, "longid"))).includes(`${long}\r\neth0`));
+    assert.is((await callPlugin(exe, check(long), conf)).status, 0);
+    assert.is((await callPlugin(exe, del(long), conf)).status, 0);
+    assert.not.ok(Object.values(snapshot(join(dd, "longid"))).includes(`${long}\r\neth0`));
+  }
+});
+
 test("a full range: the reference's error text as a CNI error, exit 1, nothing left behind", async () => {
   const dd = dataDir();
   const conf = hostLocalConf(dd, "full", [[{ subnet: "10.1.17.0/30" }]]);

@@ -4,11 +4,19 @@
  * pod can then be added once the fault is gone.
  */
 import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { uniqueName } from "../helpers/names.js";
 import { assertRoot } from "../helpers/netns.js";
-import { delegateSets, type Pod, PodPath, type PodPathOptions } from "../helpers/podpath.js";
+import {
+  delegateSets,
+  type Pod,
+  type PodCallOptions,
+  PodPath,
+  type PodPathOptions,
+} from "../helpers/podpath.js";
 
 function podLinks(pod: Pod): string[] {
   return pod.netns.ipJson<Array<{ ifname: string }>>(["link"]).map((l) => l.ifname);
@@ -92,6 +100,84 @@ for (const set of sets) {
     execFileSync("ip", ["link", "set", port, "master", pp.bridge]);
     assertCniError(pp.add(pod), /already has an IP address different from/);
     assertNothingLeft(pp, pod, [port]);
+  });
+
+  // A DEL that fails on every retry leaves the pod Terminating forever (flannel-io/flannel#1662): after an
+  // ADD the delegate refused, the runtime's DEL must succeed and nothing may be left.
+  const refusedAdd = (name: string, o: PodPathOptions, call: PodCallOptions, msg: RegExp) =>
+    s(`delegate refuses the config (${name}): ADD fails, nothing saved; DEL succeeds`, async () => {
+      const pp = await create(o);
+      const pod = pp.pod();
+      assertCniError(pp.add(pod, call), msg);
+      assertNothingLeft(pp, pod);
+      for (let i = 0; i < 2; i++) {
+        const del = pp.del(pod, call);
+        assert.is(del.status, 0, `DEL ${i + 1}: ${del.stdout}${del.stderr}`);
+        assertNothingLeft(pp, pod);
+      }
+      // Fixed config, same pod: it adds, and DELs away completely.
+      if (o.edit) {
+        (pp.flannelConf.delegate as Record<string, unknown>).hairpinMode = true;
+        pp.writeList();
+      }
+      assert.ok(pp.addOk(pod));
+      assert.is(pp.del(pod).status, 0);
+      assertNothingLeft(pp, pod);
+    });
+  refusedAdd(
+    'delegate hairpinMode "yes"',
+    {
+      edit: (l) => {
+        (l.plugins[0]!.delegate as Record<string, unknown>).hairpinMode = "yes";
+      },
+    },
+    {},
+    /hairpinMode/,
+  );
+  refusedAdd("CNI_ARGS IgnoreUnknown=maybe", {}, { args: "IgnoreUnknown=maybe" }, /IgnoreUnknown=maybe/);
+
+  s(
+    "a saved config the delegate refuses as such (a version it does not speak): DEL tears down with a rebuilt one",
+    async () => {
+      const pp = await create();
+      const pod = pp.pod();
+      assert.ok(pp.addOk(pod));
+      const file = join(pp.flannelDataDir, pod.containerId);
+      const saved = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+      // Saved by a newer plugin set, replayed after a rollback: the delegate answers code 1 on every retry.
+      writeFileSync(file, JSON.stringify({ ...saved, cniVersion: "9.9.9" }));
+      const del = pp.del(pod);
+      assert.is(del.status, 0, del.stdout + del.stderr);
+      // The saved config is useless; one rebuilt from the flannel config and subnet.env releases it all.
+      assertNothingLeft(pp, pod);
+    },
+  );
+
+  s(
+    "over-long container ID: a clear error naming CNI_CONTAINERID and the limit; nothing left; DEL succeeds",
+    async () => {
+      const pp = await create();
+      const pod = pp.pod();
+      pod.containerId = "a".repeat(300);
+      const r = pp.add(pod);
+      assertCniError(r, /CNI_CONTAINERID is too long for .*300 bytes, at most 255/);
+      assert.is(r.json?.code, 4);
+      assert.not.match(r.stdout + r.stderr, /ENAMETOOLONG|lstat/);
+      assertNothingLeft(pp, pod);
+      const del = pp.del(pod);
+      assert.is(del.status, 0, del.stdout + del.stderr);
+    },
+  );
+
+  s("a container ID whose saved config fits a file name works end to end (238 bytes)", async () => {
+    const pp = await create();
+    const pod = pp.pod();
+    pod.containerId = "b".repeat(238);
+    assert.ok(pp.addOk(pod));
+    assert.equal(pp.savedConfigs(), [pod.containerId]);
+    const del = pp.del(pod);
+    assert.is(del.status, 0, del.stdout + del.stderr);
+    assertNothingLeft(pp, pod);
   });
 
   s.run();

@@ -78,6 +78,7 @@ missing("GC and STATUS need only CNI_COMMAND and CNI_PATH", () => {
       args: "",
       path: "/p",
       netnsOverride: "",
+      delegation: [],
     });
   }
 });
@@ -106,6 +107,7 @@ missing("every variable is carried over", () => {
     CNI_COMMAND: "ADD",
     CNI_ARGS: "IgnoreUnknown=1",
     CNI_NETNS_OVERRIDE: "1",
+    WEFT_DELEGATION: "flannel/bridge",
     OTHER: "x",
   });
   assert.equal(env, {
@@ -116,6 +118,7 @@ missing("every variable is carried over", () => {
     args: "IgnoreUnknown=1",
     path: "/opt/cni/bin",
     netnsOverride: "1",
+    delegation: ["flannel", "bridge"],
   });
 });
 

@@ -1,6 +1,7 @@
 import {
   chmodSync,
   closeSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -129,6 +130,30 @@ exec("the environment: ours, with the call's CNI_* and the verb replaced", () =>
   assert.is(env.CNI_ARGS, "IgnoreUnknown=1;K8S_POD_NAME=p");
   assert.is(env.CNI_PATH, `${dirC}:${dirB}`);
   assert.is(env.PATH, process.env.PATH);
+});
+
+exec("the delegation chain goes to the delegate in WEFT_DELEGATION, the delegate's type last", async () => {
+  const path = writePlugin(dirB, "ipam2", "exit 0");
+  await invokeDelegate("DEL", "ipam2", "{}", callArgs({ delegation: ["flannel", "bridge"] }));
+  assert.is(envOf(path).WEFT_DELEGATION, "flannel/bridge/ipam2");
+  // Not inherited from this process: a call without a chain starts one.
+  process.env.WEFT_DELEGATION = "stale/chain";
+  try {
+    await invokeDelegate("DEL", "ipam2", "{}", callArgs());
+    assert.is(envOf(path).WEFT_DELEGATION, "ipam2");
+  } finally {
+    delete process.env.WEFT_DELEGATION;
+  }
+});
+
+exec("a delegation loop: ADD refuses before the plugin starts; DEL succeeds without running it", async () => {
+  const path = writePlugin(dirB, "bridge", "exit 0");
+  rmSync(`${path}.stdin`, { force: true });
+  const loop = await rejection(invokeDelegate("ADD", "bridge", "{}", callArgs({ delegation: ["bridge"] })));
+  assert.is(loop.code, 7);
+  assert.is(loop.msg, "delegation loop: bridge -> bridge");
+  assert.is(await invokeDelegate("DEL", "bridge", "{}", callArgs({ delegation: ["bridge"] })), undefined);
+  assert.not.ok(existsSync(`${path}.stdin`), "never started");
 });
 
 exec("ADD: stdin passed, env set, a result without cniVersion gets the config's", async () => {

@@ -55,7 +55,9 @@ class Fixture {
       `d='${this.root}'`,
       'n=$(ls "$d/calls" | wc -l)',
       'cat > "$d/calls/$(printf %03d "$n")-$CNI_COMMAND"',
-      'if [ -e "$d/fail-$CNI_COMMAND" ]; then printf \'{"code":11,"msg":"injected %s failure"}\' "$CNI_COMMAND"; exit 1; fi',
+      'f="$d/fail-$CNI_COMMAND"',
+      'if [ -s "$f" ]; then cat "$f"; exit 1; fi',
+      'if [ -e "$f" ]; then printf \'{"code":11,"msg":"injected %s failure"}\' "$CNI_COMMAND"; exit 1; fi',
       'if [ "$CNI_COMMAND" = ADD ]; then cat "$d/result.json"; fi',
       "exit 0",
     ].join("\n");
@@ -101,9 +103,10 @@ class Fixture {
       .map((f) => ({ verb: f.slice(4), stdin: readFileSync(join(this.calls, f), "utf8") }));
   }
 
-  failDelegate(verb: string, fail = true): void {
+  /** Makes the delegate fail `verb`: code 11 ("injected <verb> failure"), or with `error` as its answer. */
+  failDelegate(verb: string, fail = true, error?: { code: number; msg: string }): void {
     const f = join(this.root, `fail-${verb}`);
-    if (fail) writeFileSync(f, "");
+    if (fail) writeFileSync(f, error ? JSON.stringify(error) : "");
     else rmSync(f, { force: true });
   }
 
@@ -210,6 +213,104 @@ withFixture(
       f.delegateCalls().map((c) => c.verb),
       ["ADD", "DEL", "DEL"],
     );
+  },
+);
+
+withFixture(
+  "failed delegate ADD whose DEL fails the same way (the delegate refuses the call): no saved file",
+  (f) => {
+    const refusal = { code: 999, msg: "failed to load netconf: json: cannot unmarshal string" };
+    f.failDelegate("ADD", true, refusal);
+    f.failDelegate("DEL", true, refusal);
+    const add = f.run("ADD", f.conf());
+    assert.is(add.json?.msg, `failed to delegate add: ${refusal.msg}`);
+    assert.is(f.saved(), undefined);
+    assert.match(
+      add.stderr,
+      /refuses this config for DEL as for ADD; nothing to replay, saved config removed/,
+    );
+    // The runtime's DEL for the failed sandbox then has nothing to replay.
+    assert.is(f.run("DEL", f.conf()).status, 0);
+    assert.equal(
+      f.delegateCalls().map((c) => c.verb),
+      ["ADD", "DEL"],
+    );
+  },
+);
+
+withFixture("failed delegate ADD whose DEL answers a refusal code (4, 7...): no saved file", (f) => {
+  f.failDelegate("ADD");
+  f.failDelegate("DEL", true, { code: 4, msg: "bad CNI_ARGS" });
+  assert.is(f.run("ADD", f.conf()).status, 1);
+  assert.is(f.saved(), undefined);
+});
+
+withFixture(
+  "DEL refused (code 7) with a saved config equal to today's: the file goes, DEL succeeds, one delegate call",
+  (f) => {
+    assert.is(f.run("ADD", f.conf()).status, 0);
+    f.failDelegate("DEL", true, { code: 7, msg: "invalid network config" });
+    const del = f.run("DEL", f.conf());
+    assert.is(del.status, 0, del.stdout + del.stderr);
+    assert.is(del.stdout, "");
+    assert.is(f.saved(), undefined);
+    assert.equal(
+      f.delegateCalls().map((c) => c.verb),
+      ["ADD", "DEL"],
+    );
+  },
+);
+
+withFixture(
+  "DEL refused (code 1) and a different rebuilt config: the rebuilt one goes to the delegate",
+  (f) => {
+    const old = f.conf({ cniVersion: "0.4.0" });
+    assert.is(f.run("ADD", old).status, 0);
+    f.failDelegate("DEL", true, { code: 1, msg: "incompatible CNI versions" });
+    // The script fails every DEL; the point is which configs it was offered, and that DEL still ends.
+    const del = f.run("DEL", f.conf());
+    assert.is(del.status, 0, del.stdout + del.stderr);
+    const dels = f.delegateCalls().filter((c) => c.verb === "DEL");
+    assert.equal(
+      dels.map((c) => (JSON.parse(c.stdin) as { cniVersion: string }).cniVersion),
+      ["0.4.0", "1.0.0"],
+    );
+    assert.is(f.saved(), undefined);
+  },
+);
+
+withFixture(
+  "DEL refused and no config can be rebuilt (no subnet.env): success, the useless file goes",
+  (f) => {
+    assert.is(f.run("ADD", f.conf()).status, 0);
+    rmSync(f.subnetFile);
+    f.failDelegate("DEL", true, { code: 6, msg: "decoding failure" });
+    const del = f.run("DEL", f.conf());
+    assert.is(del.status, 0, del.stdout + del.stderr);
+    assert.is(f.saved(), undefined);
+  },
+);
+
+withFixture(
+  "over-long container ID: ADD refuses it naming CNI_CONTAINERID and NAME_MAX before anything; DEL succeeds",
+  (f) => {
+    const long = "a".repeat(256);
+    const add = f.run("ADD", f.conf(), long);
+    assert.is(add.status, 1);
+    assert.is(add.json?.code, 4);
+    assert.is(
+      add.json?.msg,
+      `CNI_CONTAINERID is too long for a file name (flannel saves the delegate config as ${f.dataDir}/<containerID>): 256 bytes, at most 255`,
+    );
+    assert.equal(f.delegateCalls(), []);
+    assert.not.ok(existsSync(f.dataDir), "not even the data dir");
+    assert.is(f.run("DEL", f.conf(), long).status, 0);
+    // 255 bytes is a valid file name, and so is the save's temp file.
+    const max = "b".repeat(255);
+    assert.is(f.run("ADD", f.conf(), max).status, 0);
+    assert.equal(readdirSync(f.dataDir), [max]);
+    assert.is(f.run("DEL", f.conf(), max).status, 0);
+    assert.equal(readdirSync(f.dataDir), []);
   },
 );
 

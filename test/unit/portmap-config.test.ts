@@ -4,8 +4,11 @@ import * as assert from "uvu/assert";
 import {
   backendOfConditions,
   containerNetOf,
+  hostIpMatch,
+  mappingApplies,
   type PortMapNetConf,
   parseConfig,
+  parseHostIp,
   portMapSchema,
   selectContainerIps,
 } from "../../plugins/portmap/config.js";
@@ -70,6 +73,66 @@ t("DEL does not judge the mappings (teardown needs only name and ID)", () => {
     false,
   );
   assert.is(c.mappings[0]!.protocol, "tcp");
+});
+
+t("hostIP is read as Go's net.ParseIP (Go >= 1.17): no leading zeros, no zone, v4-mapped is IPv4", () => {
+  assert.equal(parseHostIp("10.0.0.1"), { family: 4, ip: "10.0.0.1" });
+  assert.equal(parseHostIp("::ffff:10.0.0.1"), { family: 4, ip: "10.0.0.1" });
+  assert.equal(parseHostIp("2001:DB8:0::1"), { family: 6, ip: "2001:db8::1" });
+  for (const bad of ["01.2.3.4", "1.2.3.04", "::ffff:01.2.3.4", "fe80::1%eth0", "1.2.3.4/32", "", "x"]) {
+    assert.is(parseHostIp(bad), undefined, bad);
+  }
+  const pm = (hostIP: string) => ({
+    runtimeConfig: { portMappings: [{ hostPort: 1, containerPort: 1, protocol: "tcp", hostIP }] },
+  });
+  assert.is(cniErrorOf(() => parse(pm("01.2.3.4"))).msg, "Invalid host IP: 01.2.3.4");
+  // ADD keeps the address in Go's String() form, so iptables of the right family accepts it.
+  assert.is(parse(pm("::ffff:10.0.0.1")).mappings[0]!.hostIP, "10.0.0.1");
+});
+
+t("DEL and GC: a hostIP Go cannot parse counts as IPv6 and never throws (the reference's nil IP)", () => {
+  const c = parse(
+    {
+      runtimeConfig: {
+        portMappings: [{ hostPort: 1, containerPort: 1, protocol: "tcp", hostIP: "01.2.3.4" }],
+      },
+    },
+    false,
+  );
+  const pm = c.mappings[0]!;
+  assert.is(mappingApplies(pm, 4), false);
+  assert.is(mappingApplies(pm, 6), true);
+  assert.is(hostIpMatch(pm), "01.2.3.4");
+  assert.is(hostIpMatch({ ...pm, hostIP: "::" }), undefined);
+  assert.is(hostIpMatch({ ...pm, hostIP: "::ffff:0.0.0.0" }), undefined);
+});
+
+t("teardown mode: config problems that cannot change what DEL removes are reported, not thrown", () => {
+  const ignored: string[] = [];
+  const doc: PortMapNetConf = {
+    cniVersion: "1.0.0",
+    name: "net",
+    type: "portmap",
+    markMasqBit: 40,
+    externalSetMarkChain: "X",
+    backend: "ebpf",
+    prevResult: { cniVersion: "9.9.9", ips: [] } as never,
+  };
+  const c = parseConfig(doc, {
+    containerId: "ctr",
+    ifname: "eth0",
+    checkMappings: false,
+    teardown: { onIgnored: (p) => ignored.push(p) },
+  });
+  assert.is(c.backend, undefined);
+  assert.is(c.markMasqBit, 13);
+  assert.is(c.prevResult, undefined);
+  assert.equal(c.backendOptions, { iptables: [], nftables: [] });
+  assert.is(ignored.length, 4, ignored.join("; "));
+  assert.match(ignored.join("; "), /could not parse prevResult/);
+  assert.match(ignored.join("; "), /unrecognized backend "ebpf"/);
+  // The same config is still refused where it would shape what is installed.
+  assert.throws(() => parseConfig(doc, { containerId: "ctr", ifname: "eth0", checkMappings: false }));
 });
 
 t("protocols are lower-cased (kubelet sends lowercase; iptables would accept either)", () => {
