@@ -59,6 +59,7 @@ const PROTOCOLS = new Set(["tcp", "udp", "sctp"]);
  */
 export const portMapSchema: JsonSchema = {
   type: "object",
+  title: "main.PortMapConf",
   properties: {
     backend: { type: ["string", "null"] },
     snat: { type: ["boolean", "null"] },

@@ -27,11 +27,20 @@ export class GoTypeError extends CniError {
   }
 }
 
+export interface DecodeOptions {
+  /**
+   * Instead of failing on a value of the wrong type, report it and leave its struct field as if the key
+   * were absent (a teardown decodes what it can rather than failing on every retry).
+   */
+  onTypeError?: (err: GoTypeError) => void;
+}
+
 interface Where {
   /** The innermost struct's Go name (schema `title`), as Go names it in the message. */
   struct: string;
   /** JSON field names from the top, as Go 1.20+ prints the field path. */
   path: string[];
+  opts: DecodeOptions;
 }
 
 const typesOf = (s: JsonSchema): string[] => {
@@ -170,7 +179,17 @@ function decodeStruct(node: JsonObject, s: JsonSchema, into: unknown, at: Where)
       else if (effect === "drop") delete out[field];
       continue;
     }
-    out[field] = decodeValue(value, fs, out[field], { struct, path: [...at.path, field] });
+    const where = { struct, path: [...at.path, field], opts: at.opts };
+    if (!at.opts.onTypeError) {
+      out[field] = decodeValue(value, fs, out[field], where);
+      continue;
+    }
+    try {
+      out[field] = decodeValue(value, fs, out[field], where);
+    } catch (err) {
+      if (!(err instanceof GoTypeError)) throw err;
+      at.opts.onTypeError(err);
+    }
   }
   return out;
 }
@@ -219,8 +238,8 @@ function decodeValue(node: JsonNode, s: JsonSchema, into: unknown, at: Where): u
  * Decodes a parsed document into the Go type `schema` describes (see above). `struct` names the
  * top-level struct in error messages ("NetConf"), unless the schema's own `title` does.
  */
-export function goDecode(node: JsonNode, schema: JsonSchema, struct = ""): unknown {
-  return decodeValue(node, schema, undefined, { struct, path: [] });
+export function goDecode(node: JsonNode, schema: JsonSchema, struct = "", opts: DecodeOptions = {}): unknown {
+  return decodeValue(node, schema, undefined, { struct, path: [], opts });
 }
 
 /**

@@ -97,16 +97,38 @@ function confSchemaOf(plugin: Plugin | undefined): JsonSchema {
  * The plugin's json.Unmarshal of the whole config into its NetConf (Go's key matching and null rules,
  * go-decode.ts), worded as the reference plugin wraps it, then the ajv schemas for what types alone do
  * not say (allowed values, required keys).
+ *
+ * DEL decodes leniently: a key of the wrong type, or one the schema refuses, is left out with a warning
+ * instead of failing. The reference fails such a DEL, and fails it again on every retry, so the pod stays
+ * Terminating forever; an ADD with that config failed before it changed anything, and whatever else
+ * exists is found by name and container ID, which decode.
  */
-async function decodeNetConf(doc: JsonNode, plugin: Plugin | undefined): Promise<NetConf> {
+async function decodeNetConf(
+  doc: JsonNode,
+  plugin: Plugin | undefined,
+  teardown?: { log: Logger },
+): Promise<NetConf> {
   let conf: NetConf;
+  const skipped: string[] = [];
+  const opts = teardown ? { onTypeError: (e: Error) => skipped.push(e.message) } : {};
   try {
-    conf = goDecode(doc, confSchemaOf(plugin), "NetConf") as NetConf;
+    conf = goDecode(doc, confSchemaOf(plugin), "NetConf", opts) as NetConf;
   } catch (err) {
     throw plugin?.configContext ? wrapError(plugin.configContext, err) : err;
   }
-  await validateSchema<NetConf>(netConfSchema, conf);
-  if (plugin?.schema) await validateSchema(plugin.schema, conf);
+  for (const schema of plugin?.schema ? [netConfSchema, plugin.schema] : [netConfSchema]) {
+    try {
+      await validateSchema(schema, conf);
+    } catch (err) {
+      if (!teardown) throw err;
+      skipped.push((err as CniError).msg);
+    }
+  }
+  if (skipped.length > 0) {
+    teardown?.log.warn("tearing down with the config keys that decode; left out", {
+      skipped: skipped.join("; "),
+    });
+  }
   if (conf.cniVersion === undefined) conf.cniVersion = "";
   return conf;
 }
@@ -186,7 +208,7 @@ export async function runVerb(plugin: Plugin, args: CmdArgs, log: Logger): Promi
   const version = envelope.version || "0.1.0";
   checkVerbAllowed(args.command, version);
   checkVersion(version);
-  const conf = await decodeNetConf(envelope.doc, plugin);
+  const conf = await decodeNetConf(envelope.doc, plugin, args.command === "DEL" ? { log } : undefined);
   if (args.command === "ADD" || args.command === "DEL") checkNotOwnNetns(args);
   const ctx = {
     args,

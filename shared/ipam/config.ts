@@ -60,6 +60,7 @@ const ipList: JsonSchema = { type: "array", items: str };
  */
 export const hostLocalSchema: JsonSchema = {
   type: "object",
+  title: "allocator.Net",
   properties: {
     name: str,
     cniVersion: str,

@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { dnatChainName } from "../../plugins/portmap/chains.js";
 import { uniqueName } from "../helpers/names.js";
 import { assertRoot } from "../helpers/netns.js";
 import {
@@ -210,6 +211,41 @@ for (const set of sets) {
     assert.is(r.status, 1);
     assert.is(r.json?.code, 50);
     assert.match(String(r.json?.msg), "flannel subnet.env is not ready: open ");
+  });
+
+  s.run();
+}
+
+{
+  // weft's own portmap: the reference fails this DEL (and every retry of it).
+  const s = suite("flannel list [weft delegates] a conflist edited to wrong types after ADD");
+  let pp: PodPath;
+  s.before(async () => {
+    assertRoot();
+    pp = await PodPath.create({ cniVersion: "1.0.0", delegates: "weft" });
+  });
+  s.after(() => pp?.cleanup());
+
+  s("DEL leaves the wrong keys out and still removes the pod's rules, veth and address", () => {
+    const pod = pp.pod();
+    const portMappings = [{ hostPort: 18431, containerPort: 80, protocol: "tcp" }];
+    pp.addOk(pod, { capArgs: { portMappings } });
+    const chain = dnatChainName(pp.netName, pod.containerId);
+    assert.match(execFileSync("iptables-save", ["-t", "nat"], { encoding: "utf8" }), chain);
+    const portmap = pp.list.plugins.find((p) => p.type === "portmap")!;
+    Object.assign(portmap, { snat: "yes", markMasqBit: "13" });
+    pp.writeList();
+    const r = pp.del(pod, { capArgs: { portMappings } });
+    assert.is(r.status, 0, r.stdout + r.stderr);
+    assert.not.match(execFileSync("iptables-save", ["-t", "nat"], { encoding: "utf8" }), chain);
+    assertNothingLeft(pp, pod);
+    // ADD with the same list still refuses it, naming the key.
+    const again = pp.add(pp.pod(), { capArgs: { portMappings } });
+    // libcni re-marshals the entry with sorted keys, so markMasqBit is the first wrong key portmap meets.
+    assertCniError(
+      again,
+      /^failed to parse network configuration: json: cannot unmarshal string into Go struct field PortMapConf\.markMasqBit of type \*int$/,
+    );
   });
 
   s.run();

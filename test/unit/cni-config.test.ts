@@ -308,3 +308,30 @@ stdin("reads a pipe to its end, and stops a pipe over the cap", async () => {
 });
 
 stdin.run();
+
+const teardown = suite("DEL decodes what it can; other verbs refuse a config of the wrong types");
+
+teardown("a key of the wrong type fails ADD but is left out of DEL, which then runs", async () => {
+  let seen: Record<string, unknown> | undefined;
+  const p: Plugin = {
+    name: "typed",
+    schema: { type: "object", properties: { mtu: { type: "integer" }, keep: { type: "string" } } },
+    configContext: "failed to load netconf",
+    async add() {
+      return { cniVersion: "1.0.0" };
+    },
+    async del(ctx) {
+      seen = ctx.conf;
+    },
+  };
+  const doc = { cniVersion: "1.0.0", name: "n", type: "typed", mtu: "1450", keep: "me" };
+  await expectError(
+    runVerb(p, call("ADD", doc), log),
+    7,
+    "failed to load netconf: json: cannot unmarshal string into Go struct field NetConf.mtu of type int",
+  );
+  await runVerb(p, call("DEL", doc), log);
+  assert.equal(seen, { cniVersion: "1.0.0", name: "n", type: "typed", keep: "me" });
+});
+
+teardown.run();
