@@ -117,6 +117,8 @@ interface Seen {
   before: AddrRecord[];
   /** Addresses in the way of the gateways, to be removed (secondaries first). */
   stale: AddrRecord[];
+  /** Set the existing bridge's MTU to the configured one. */
+  setMtu: boolean;
 }
 
 /**
@@ -150,7 +152,7 @@ function staleAddrs(before: AddrRecord[], gateways: string[]): { stale: AddrReco
 async function look(ip: IpDialog, n: BridgeSettings, gateways: string[], log: Logger): Promise<Seen> {
   const [bridges] = await ip.read([bridgesShow()]);
   const br = linkNamed(bridges, n.brName);
-  if (!br) return { before: [], stale: [] };
+  if (!br) return { before: [], stale: [], setMtu: false };
   const before = (br.addr_info ?? []) as AddrRecord[];
   const { stale, first } = staleAddrs(before, gateways);
   const mtuDiffers = n.mtu > 0 && br.mtu !== n.mtu;
@@ -173,26 +175,37 @@ async function look(ip: IpDialog, n: BridgeSettings, gateways: string[], log: Lo
       gateway: gateways.join(","),
     });
   }
+  let setMtu = false;
   if (mtuDiffers) {
     // Beyond the reference, which sets the MTU only at creation: a bridge left with an old MTU makes
-    // large transfers hang after FLANNEL_MTU changed (complaint 6.5). An empty bridge is expected to
-    // differ: the kernel gives a bridge 1500 again when its last port goes. Only pods still attached
-    // with another MTU are worth a warning.
+    // large transfers hang after FLANNEL_MTU changed (complaint 6.5). Lowered always; raised only while
+    // no pod with a smaller MTU is attached, since the bridge drops frames larger than a port's MTU on
+    // the way to it. An empty bridge is expected to differ (the kernel gives a bridge 1500 again when
+    // its last port goes): only pods attached with another MTU are worth a warning.
+    const smaller = ports.filter((p) => p.mtu < n.mtu);
     const others = ports.filter((p) => p.mtu !== n.mtu);
-    const fields = { bridge: n.brName, from: br.mtu, to: n.mtu };
-    if (others.length > 0) {
+    const fields = {
+      bridge: n.brName,
+      from: br.mtu,
+      to: n.mtu,
+      ...(others.length > 0 ? { ports: others.map((p) => `${p.ifname}=${p.mtu}`).join(",") } : {}),
+    };
+    setMtu = n.mtu < br.mtu || smaller.length === 0;
+    if (!setMtu) {
+      log.warn(
+        "bridge MTU stays below the configured one while pods with a smaller MTU are attached",
+        fields,
+      );
+    } else if (others.length > 0) {
       log.warn(
         "bridge MTU differs from the configured one and pods are attached with another MTU; setting it",
-        {
-          ...fields,
-          ports: others.map((p) => `${p.ifname}=${p.mtu}`).join(","),
-        },
+        fields,
       );
     } else {
       log.debug("bridge MTU differs from the configured one; setting it", fields);
     }
   }
-  return { br, before, stale };
+  return { br, before, stale, setMtu };
 }
 
 interface Plan {
@@ -218,7 +231,7 @@ function plan(n: BridgeSettings, seen: Seen, pod: PodRef, hostVeth: string, gate
         vlanFiltering: n.vlan !== 0 || n.vlans.length > 0,
       }),
     );
-  } else if (n.mtu && br.mtu !== n.mtu) {
+  } else if (seen.setMtu) {
     cmds.push(linkSetMtu(name, n.mtu));
   }
   if (n.promiscMode && !(br && isPromisc(br))) cmds.push(linkSetPromisc(name, true));
@@ -289,7 +302,7 @@ export async function attachPod(
 ): Promise<Attached> {
   for (let attempt = 0; ; attempt++) {
     const hostVeth = randomVethName();
-    let seen: Seen = { before: [], stale: [] };
+    let seen: Seen = { before: [], stale: [], setMtu: false };
     let p: Plan | undefined;
     let asked = 0;
     const gatewaysAdded = (appliedBefore: number) =>
