@@ -6,11 +6,16 @@
  * the result names is the node's, and nothing the host's /sys shows leaks in. A host bridge of the same
  * name as the node's is a trap for any /sys read.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { uniqueName } from "../helpers/names.js";
 import { assertRoot, TestNetns } from "../helpers/netns.js";
-import { delegateSets, ipOf, type Pod, PodPath, reachable } from "../helpers/podpath.js";
+import { type PluginRun, pluginRunOf } from "../helpers/plugin.js";
+import { delegateSets, installWeft, ipOf, type Pod, PodPath, reachable } from "../helpers/podpath.js";
 
 interface Iface {
   name: string;
@@ -157,4 +162,112 @@ for (const set of sets) {
   });
 
   s.run();
+
+  const m = suite(`flannel list [${set} delegates] nsenter --net: masquerade and spoof check in the node`);
+  let mnode: TestNetns;
+  let mp: PodPath;
+  m.before(async () => {
+    assertRoot();
+    mnode = TestNetns.create("wnd");
+    mp = await PodPath.create({
+      cniVersion: "1.0.0",
+      delegates: set,
+      node: mnode,
+      ipMasq: false,
+      withoutPortmap: true,
+      edit: (l) => {
+        const flannel = l.plugins.find((p) => p.type === "flannel")!;
+        flannel.delegate = { ...(flannel.delegate as object), macspoofchk: true };
+      },
+    });
+  });
+  m.after(() => {
+    mp?.cleanup();
+    mnode?.delete();
+  });
+
+  m("ADD, CHECK, DEL: the rules live in the node namespace and go with DEL", () => {
+    const pod = mp.pod();
+    const r = mp.add(pod);
+    assert.is(r.status, 0, r.stdout + r.stderr);
+    assertNodeLinks(mp, mnode, pod, r.json as unknown as AddResult);
+    const nat = () => mnode.exec(["iptables-save", "-t", "nat"]);
+    assert.match(nat(), `id: \\"${pod.containerId}\\"`);
+    assert.not.match(execFileSync("iptables-save", ["-t", "nat"], { encoding: "utf8" }), pod.containerId);
+    const spoof = () => mnode.exec(["nft", "list", "ruleset"]);
+    const mac = (r.json as unknown as AddResult).interfaces[2]!.mac!;
+    assert.match(spoof(), `ether saddr ${mac} return comment "macspoofchk-`);
+    assert.is(mp.check(pod).status, 0);
+    const del = mp.del(pod);
+    assert.is(del.status, 0, del.stdout + del.stderr);
+    assert.not.match(nat(), pod.containerId);
+    assert.not.match(spoof(), mac);
+    assert.equal(mp.bridgePorts(), []);
+    assert.equal(
+      pod.netns.ipJson<Array<{ ifname: string }>>(["link"]).map((l) => l.ifname),
+      ["lo"],
+    );
+  });
+
+  m.run();
 }
+
+/** weft's bridge alone, run as `nsenter --net=<node> bridge`, as a Go harness drives a plugin. */
+function bridgeIn(node: TestNetns, verb: string, pod: TestNetns, conf: object): PluginRun {
+  const env = {
+    PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+    CNI_COMMAND: verb,
+    CNI_CONTAINERID: `l2-${pod.name}`,
+    CNI_NETNS: pod.path,
+    CNI_IFNAME: "eth0",
+    CNI_PATH: l2bin,
+  };
+  const exe = join(l2bin, "bridge");
+  const r = spawnSync("nsenter", [`--net=${node.path}`, "--", exe], {
+    env,
+    input: JSON.stringify(conf),
+    encoding: "utf8",
+  });
+  return pluginRunOf(r);
+}
+
+const l2 = suite("bridge alone, layer 2 (no IPAM), entered with nsenter --net");
+let l2node: TestNetns;
+let l2pod: TestNetns;
+let l2bin = "";
+const l2br = uniqueName("wl2");
+l2.before(() => {
+  assertRoot();
+  l2bin = mkdtempSync(join(tmpdir(), "weft-l2-bin-"));
+  installWeft(l2bin, "bridge");
+  l2node = TestNetns.create("wnd");
+  l2pod = TestNetns.create("wpp");
+});
+l2.after(() => {
+  l2pod?.delete();
+  l2node?.delete();
+  if (l2bin) rmSync(l2bin, { recursive: true, force: true });
+});
+
+l2("ADD reports the node's bridge and veth; CHECK passes; DEL removes the veth", () => {
+  const conf = { cniVersion: "1.0.0", name: uniqueName("wl2n"), type: "bridge", bridge: l2br, mtu: 1400 };
+  const r = bridgeIn(l2node, "ADD", l2pod, conf);
+  assert.is(r.status, 0, r.stdout + r.stderr);
+  const [br, veth, cont] = r.json!.interfaces as Iface[];
+  const links = nodeLinks(l2node);
+  assert.is(br!.mac, links.find((l) => l.ifname === l2br)?.address);
+  assert.is(veth!.mac, links.find((l) => l.ifname === veth!.name)?.address);
+  assert.is(cont!.mac, l2pod.ipJson<LinkJson[]>(["link", "show", "dev", "eth0"])[0]!.address);
+  assert.is(links.find((l) => l.ifname === veth!.name)?.operstate, "UP");
+  const check = bridgeIn(l2node, "CHECK", l2pod, { ...conf, prevResult: r.json });
+  assert.is(check.status, 0, check.stdout + check.stderr);
+  const del = bridgeIn(l2node, "DEL", l2pod, conf);
+  assert.is(del.status, 0, del.stdout + del.stderr);
+  assert.equal(
+    l2pod.ipJson<Array<{ ifname: string }>>(["link"]).map((l) => l.ifname),
+    ["lo"],
+  );
+  assert.not.ok(nodeLinks(l2node).some((l) => l.ifname === veth!.name));
+});
+
+l2.run();
