@@ -1,16 +1,24 @@
 import type { CmdArgs } from "../../shared/cni/env.js";
 import { CniError, ErrorCode } from "../../shared/cni/errors.js";
 import type { Interface, Result } from "../../shared/cni/types.js";
-import { addrShow, addrsOf } from "../../shared/net/addr.js";
-import { ipBatch } from "../../shared/net/ip.js";
+import { addrShowIfExists, addrsOf } from "../../shared/net/addr.js";
+import { batchWordProblem, IpBatchError, type IpReads, ipBatchThenPod } from "../../shared/net/ip.js";
 import { familyOf, networkOf, parseIpNet } from "../../shared/net/ipnet.js";
-import { kindOf, type LinkRecord, sysLink } from "../../shared/net/link.js";
+import {
+  isPromisc,
+  kindOf,
+  type LinkRecord,
+  linkShowIfExists,
+  validLinkName,
+} from "../../shared/net/link.js";
 import { type RouteRecord, routeDst, routeShow } from "../../shared/net/route.js";
 import type { BridgeSettings } from "./config.js";
+import { checkPodNames } from "./host.js";
 
 /**
  * CHECK against prevResult, as the reference's cmdCheck: the bridge, the container veth and its host peer
- * on the bridge, then the addresses and routes inside the pod (read in one process).
+ * on the bridge, then the addresses and routes inside the pod. The host links and the pod are read in one
+ * process, through ip (the caller's /sys may show another namespace).
  */
 const fail = (msg: string) => new CniError(ErrorCode.Internal, msg);
 
@@ -19,21 +27,25 @@ export async function checkPod(n: BridgeSettings, args: CmdArgs, prev: Result): 
   const brMap = interfaces.find((i) => i.name === n.brName) ?? { name: "" };
   const contMap = interfaces.find((i) => i.name === args.ifname && i.sandbox === args.netns) ?? { name: "" };
 
-  const br = checkBridge(brMap, n);
+  checkPodNames(args);
+  const hostNames = interfaces.filter((i) => i !== contMap).map((i) => i.name);
+  const { hostLinks, pod } = await readLinks(args, [brMap.name, ...hostNames]);
+  const [contLink, addrs, routes4, routes6] = pod;
+
+  const br = checkBridge(brMap, n, hostLinks.get(brMap.name));
   if (args.netns !== (contMap.sandbox ?? "")) {
     throw fail(
       `Sandbox in prevResult ${contMap.sandbox ?? ""} doesn't match configured netns: ${args.netns}`,
     );
   }
 
-  const [contLink, addrs, routes4, routes6] = await readPod(args);
   const cont = checkContainerIface(contMap, contLink);
   checkMtu(args.ifname, cont.mtu, n.mtu);
 
   let vethFound = false;
   for (const intf of interfaces) {
     if (intf.name === brMap.name || intf.name === contMap.name) continue;
-    if (checkHostVeth(intf, br.ifindex, cont, n.mtu)) {
+    if (checkHostVeth(intf, hostLinks.get(intf.name), br.name, cont, n.mtu)) {
       vethFound = true;
       break;
     }
@@ -73,40 +85,62 @@ function sameNet(a: string, b: string): boolean {
   return x.ip === y.ip && x.prefix === y.prefix;
 }
 
-function checkBridge(intf: Interface, n: BridgeSettings): { ifindex: number } {
+function checkBridge(intf: Interface, n: BridgeSettings, link: LinkRecord | undefined): { name: string } {
   if (intf.name === "") throw fail("Interface name missing ");
-  const link = sysLink(intf.name);
   if (!link) throw fail(`Interface name ${intf.name} not found`);
   if (intf.sandbox) throw fail(`Interface ${intf.name} should not be in sandbox`);
-  if (!link.isBridge) throw fail(`Interface ${intf.name} does not have link type of bridge`);
+  if (kindOf(link) !== "bridge") throw fail(`Interface ${intf.name} does not have link type of bridge`);
   if (intf.mac && intf.mac !== link.address)
     throw fail(`Bridge interface ${intf.name} Mac doesn't match: ${intf.mac}`);
-  if (link.promisc !== n.promiscMode) {
+  if (isPromisc(link) !== n.promiscMode) {
     throw fail(
-      `Bridge interface ${intf.name} configured Promisc Mode ${n.promiscMode} doesn't match current state: ${link.promisc} `,
+      `Bridge interface ${intf.name} configured Promisc Mode ${n.promiscMode} doesn't match current state: ${isPromisc(link)} `,
     );
   }
-  return { ifindex: link.ifindex };
+  return { name: link.ifname };
 }
 
-async function readPod(
+type PodView = [LinkRecord | undefined, ReturnType<typeof addrsOf>, RouteRecord[], RouteRecord[]];
+
+/**
+ * The named host links (a name ip cannot carry, or no link name at all, reads as not found) and the pod's
+ * interface, addresses and routes, in one process. Missing links are answers, not failures.
+ */
+async function readLinks(
   args: CmdArgs,
-): Promise<[LinkRecord | undefined, ReturnType<typeof addrsOf>, RouteRecord[], RouteRecord[]]> {
+  names: string[],
+): Promise<{ hostLinks: Map<string, LinkRecord>; pod: PodView }> {
+  const wanted = [...new Set(names)].filter((n) => validLinkName(n) && !batchWordProblem(n));
+  // `addr show` carries the link's fields too (kind, peer index, MAC), so no separate `link show`.
+  const podCmds = [addrShowIfExists(args.ifname), routeShow(4), routeShow(6)];
+  let host: IpReads = [];
+  let pod: IpReads = [];
   try {
-    // `addr show` carries the link's fields too (kind, peer index, MAC), so no separate `link show`.
-    const reads = await ipBatch([addrShow(args.ifname), routeShow(4), routeShow(6)], {
+    ({ host, pod } = await ipBatchThenPod(wanted.map(linkShowIfExists), podCmds, {
       netns: args.netns,
       details: true,
-    });
-    return [
-      reads[0]?.[0] as LinkRecord | undefined,
-      addrsOf(reads[0]),
-      (reads[1] ?? []) as RouteRecord[],
-      (reads[2] ?? []) as RouteRecord[],
-    ];
-  } catch {
-    return [undefined, [], [], []];
+      podDetails: true,
+      podAfterHostFailure: true,
+    }));
+  } catch (err) {
+    // A pod that cannot be read shows nothing, as the reference's failed netns lookups do.
+    if (!(err instanceof IpBatchError && err.stage === "pod")) throw fail((err as Error).message);
+    host = err.hostReads;
   }
+  const hostLinks = new Map<string, LinkRecord>();
+  wanted.forEach((name, i) => {
+    const l = host[i]?.[0] as LinkRecord | undefined;
+    if (l) hostLinks.set(name, l);
+  });
+  return {
+    hostLinks,
+    pod: [
+      pod[0]?.[0] as LinkRecord | undefined,
+      addrsOf(pod[0]),
+      (pod[1] ?? []) as RouteRecord[],
+      (pod[2] ?? []) as RouteRecord[],
+    ],
+  };
 }
 
 function checkContainerIface(
@@ -135,17 +169,17 @@ function checkMtu(ifname: string, actual: number, configured: number): void {
 /** validateCniVethInterface: true when `intf` is the container's peer and a port of the bridge. */
 function checkHostVeth(
   intf: Interface,
-  bridgeIndex: number,
+  link: LinkRecord | undefined,
+  bridge: string,
   cont: { ifindex: number; peer: number },
   mtu: number,
 ): boolean {
   if (intf.name === "") throw fail("Interface name missing ");
-  const link = sysLink(intf.name);
   if (!link) throw fail(`Interface name ${intf.name} not found`);
   if (intf.sandbox) throw fail(`Interface ${intf.name} should not be in sandbox`);
-  if (link.ifindex === link.iflink) return false; // not a veth: not ours, skip it
-  if (link.ifindex !== cont.peer || link.iflink !== cont.ifindex) return false;
-  if (!link.master || sysLink(link.master)?.ifindex !== bridgeIndex) return false;
+  if (kindOf(link) !== "veth") return false; // not a veth: not ours, skip it
+  if (link.ifindex !== cont.peer || link.link_index !== cont.ifindex) return false;
+  if (link.master !== bridge) return false;
   if (intf.mac && intf.mac !== link.address)
     throw fail(`Interface ${intf.name} Mac doesn't match: ${intf.mac} not found`);
   checkMtu(intf.name, link.mtu, mtu);

@@ -4,7 +4,7 @@ import { invokeDelegate } from "../../shared/cni/invoke.js";
 import type { CallContext, Plugin } from "../../shared/cni/plugin.js";
 import { parseResult } from "../../shared/cni/results.js";
 import type { Result } from "../../shared/cni/types.js";
-import { sysAttr, waitOperUp } from "../../shared/net/link.js";
+import { linkStateSource, waitOperUp } from "../../shared/net/link.js";
 import { checkNetnsPath, NetnsPathError, netnsGone } from "../../shared/net/netns.js";
 import { ensureSysctl } from "../../shared/net/sysctl.js";
 import { type BridgeNetConf, type BridgeSettings, bridgeSchema, loadNetConf } from "./config.js";
@@ -31,7 +31,7 @@ const spoofchk = () => import("../../shared/net/spoofchk.js");
 async function cmdAdd(ctx: Ctx): Promise<Result> {
   const { args, log } = ctx;
   const n = loadNetConf(ctx.conf, args.args);
-  preflightBridge(n);
+  preflightBridge(n, args);
   openNetns(args.netns);
 
   const undo = new Rollback();
@@ -56,7 +56,14 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
     const host: HostAttachment = { addedGateways: [] };
     undo.add("remove the veth pair", () => (host.hostVeth ? removeHostVeth(host.hostVeth) : undefined));
     undo.add("remove the gateway addresses", () => removeGateways(n.brName, host.addedGateways));
-    const { hostVeth, podReads } = await attachPod(n, args, gateways, podPlan(n, args, result), log, host);
+    const { hostVeth, hostLink, podReads } = await attachPod(
+      n,
+      args,
+      gateways,
+      podPlan(n, args, result),
+      log,
+      host,
+    );
     const podMac = await finishPod(n, args, result, podReads);
     result.interfaces = [
       { name: n.brName },
@@ -88,14 +95,17 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
     }
 
     step("rules done");
+    // /sys only when it shows the host veth as ip reported it (else it is another namespace's).
+    const links = linkStateSource(hostLink);
     if (!n.disableContainerInterface) {
-      const state = await waitOperUp(hostVeth);
-      step("port up");
+      const state = await waitOperUp(links, hostVeth);
+      step(`port up (read from ${links.from})`);
       if (state !== "up") throw new CniError(ErrorCode.Internal, `bridge port in error state: ${state}`);
     }
     // Read the MACs last: the host end's may change on the way up, the bridge's with its first port.
-    result.interfaces[0]!.mac = sysAttr(n.brName, "address") ?? "";
-    result.interfaces[1]!.mac = sysAttr(hostVeth, "address") ?? "";
+    const [br, veth] = await links.read([n.brName, hostVeth]);
+    result.interfaces[0]!.mac = br?.address ?? "";
+    result.interfaces[1]!.mac = veth?.address ?? "";
     if (dnsConfSet(ctx.conf.dns)) result.dns = ctx.conf.dns;
     return result;
   } catch (err) {

@@ -2,14 +2,14 @@ import { CniError, ErrorCode } from "../../shared/cni/errors.js";
 import type { Result } from "../../shared/cni/types.js";
 import { addrShow, addrsOf } from "../../shared/net/addr.js";
 import { configureIface } from "../../shared/net/ifconfig.js";
-import { IpBatchError, type IpCommand, type IpReads, ipBatch } from "../../shared/net/ip.js";
+import { type IpCommand, type IpReads, ipBatch } from "../../shared/net/ip.js";
 import { familyOf } from "../../shared/net/ipnet.js";
-import { kindOf, type LinkRecord, linkDel, linkSetUp, linkShow } from "../../shared/net/link.js";
+import { type LinkRecord, linkSetUp, linkShow } from "../../shared/net/link.js";
 import { ifaceKey, type SysctlWrite } from "../../shared/net/sysctl.js";
 import type { BridgeSettings } from "./config.js";
 import type { PodPlan, PodRef } from "./host.js";
 
-/** The pod side: what ADD configures in the pod's namespace, and the reads DEL and retries need. */
+/** The pod side: what ADD configures in the pod's namespace. */
 
 /**
  * What ADD runs inside the pod: the interface sysctls, then ConfigureIface (addresses, up, routes) for L3,
@@ -81,22 +81,3 @@ async function settleAddresses(pod: PodRef): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
-
-/** The pod interface as the kernel shows it, or undefined when it is gone. */
-export async function readPodLink(pod: PodRef): Promise<LinkRecord | undefined> {
-  try {
-    const reads = await ipBatch([linkShow(pod.ifname)], { netns: pod.netns, details: true });
-    return reads[0]?.[0] as LinkRecord | undefined;
-  } catch (err) {
-    if (err instanceof IpBatchError && /does not exist|Cannot find device/i.test(err.reason))
-      return undefined;
-    throw err;
-  }
-}
-
-/** Deletes CNI_IFNAME inside the pod (a missing link is fine). */
-export async function deletePodLink(pod: PodRef): Promise<void> {
-  await ipBatch([linkDel(pod.ifname)], { netns: pod.netns });
-}
-
-export const isVeth = (l: LinkRecord) => kindOf(l) === "veth";

@@ -1,18 +1,17 @@
 import type { Logger } from "../../shared/log.js";
-import { bridgePortIndexes } from "../../shared/net/bridge.js";
-import { removePodVeth } from "../../shared/net/veth.js";
+import { removePodVethOfBridge } from "../../shared/net/veth.js";
 import type { BridgeSettings } from "./config.js";
 import type { PodRef } from "./host.js";
 
 /**
  * DEL's interface teardown. The reference deletes whatever CNI_IFNAME is in the namespace; but after a
  * node reboot /proc/<pid>/ns/net can name another process's namespace (complaint 6.7), so weft deletes
- * the interface only when it is a veth whose peer is a port of this network's bridge. One process in the
- * pod reads and deletes; deleting one end of a veth removes both. A missing interface is success.
+ * the interface only when it is a veth whose peer is a port of this network's bridge. One process reads
+ * the bridge's ports (through ip), then the pod's interface, and deletes it; deleting one end of a veth
+ * removes both. A missing interface is success.
  */
 export async function releasePodLink(n: BridgeSettings, pod: PodRef, log: Logger): Promise<void> {
-  const ports = [...bridgePortIndexes(n.brName).keys()];
-  const outcome = await removePodVeth(pod.netns, pod.ifname, ports);
+  const outcome = await removePodVethOfBridge(pod.netns, pod.ifname, n.brName);
   if (outcome === "not-veth" || outcome === "foreign") {
     log.warn("leaving the pod interface alone: it is not a veth attached to this bridge", {
       ifname: pod.ifname,

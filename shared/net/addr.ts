@@ -1,6 +1,5 @@
-import type { IpCommand } from "./ip.js";
+import { type IpCommand, q } from "./ip.js";
 import { type IpFamily, overlaps, parseIpNet } from "./ipnet.js";
-import { q } from "./link.js";
 
 /** Interface addresses: `ip addr` lines for a batch and the `ip -j addr show` records. */
 
@@ -9,6 +8,8 @@ export interface AddrRecord {
   local: string;
   prefixlen: number;
   scope?: string;
+  /** A v4 address in the subnet of an earlier (primary) one: removed with it. */
+  secondary?: boolean;
   tentative?: boolean;
   dadfailed?: boolean;
 }
@@ -25,6 +26,11 @@ export const addrCidr = (a: AddrRecord) => `${a.local}/${a.prefixlen}`;
 
 export function addrShow(dev: string, what = `could not get list of IP addresses of ${dev}`): IpCommand {
   return { line: `addr show dev ${q(dev)}`, what, read: true };
+}
+
+/** An `addr show` read whose answer is undefined when there is no such link (the batch runs -force). */
+export function addrShowIfExists(dev: string): IpCommand {
+  return { ...addrShow(dev), mayFail: /does not exist|Cannot find device/ };
 }
 
 export function addrAdd(cidr: string, dev: string, what: string): IpCommand {

@@ -1,9 +1,8 @@
-import { readdirSync } from "node:fs";
-import type { IpCommand } from "./ip.js";
-import { q, sysAttr } from "./link.js";
+import { IpBatchError, type IpCommand, ipBatch, q } from "./ip.js";
+import type { LinkRecord } from "./link.js";
 import { run } from "./run.js";
 
-/** Linux bridges and their ports: `ip link` lines for a batch and sysfs reads of the host's bridges. */
+/** Linux bridges and their ports: `ip link` lines for a batch, and reads of bridges and ports through ip. */
 
 export interface BridgeCreate {
   mtu?: number;
@@ -13,12 +12,48 @@ export interface BridgeCreate {
 }
 
 export function bridgeAdd(name: string, opts: BridgeCreate = {}): IpCommand {
-  const parts = [`link add ${q(name)}`];
+  // `name` keeps a bridge called "mtu" or "up" from being read as a keyword.
+  const parts = [`link add name ${q(name)}`];
   if (opts.mtu) parts.push(`mtu ${opts.mtu}`);
   if (opts.mac) parts.push(`address ${opts.mac}`);
   parts.push("type bridge");
   if (opts.vlanFiltering) parts.push("vlan_filtering 1");
   return { line: parts.join(" "), what: `could not add ${JSON.stringify(name)}` };
+}
+
+/**
+ * Every bridge with its addresses (`-details` adds the kind and bridge options). A read that succeeds
+ * whether or not a given bridge exists, so it can open a dialog (ip.ts) whose answer decides the rest.
+ */
+export const bridgesShow = (): IpCommand => ({
+  line: "addr show type bridge",
+  what: "could not list the bridges",
+  read: true,
+});
+
+/**
+ * The ports of a bridge with their addresses. Only for a bridge known to exist: ip exits at once (no
+ * -force saves it) when the master is unknown.
+ */
+export const bridgePortsShow = (bridge: string): IpCommand => ({
+  line: `addr show master ${q(bridge)}`,
+  what: `could not list the ports of ${JSON.stringify(bridge)}`,
+  read: true,
+});
+
+/** The ports of a bridge through one ip process (for rare paths); none when the bridge does not exist. */
+export async function readBridgePorts(bridge: string): Promise<LinkRecord[]> {
+  try {
+    return ((await ipBatch([bridgePortsShow(bridge)], { details: true }))[0] ?? []) as LinkRecord[];
+  } catch (err) {
+    if (err instanceof IpBatchError && /does not exist/.test(err.reason)) return [];
+    throw err;
+  }
+}
+
+/** The VLAN a new port of `bridge` gets (its default_pvid; 1 when the kernel reports none). */
+export function defaultPvid(bridge: LinkRecord | undefined): number {
+  return bridge?.linkinfo?.info_data?.vlan_default_pvid ?? 1;
 }
 
 export interface PortFlags {
@@ -34,50 +69,19 @@ export function bridgePortSet(port: string, flags: PortFlags): IpCommand {
   };
 }
 
-/** Names of the ports attached to a host bridge (empty when it has none or does not exist). */
-export function bridgePorts(bridge: string): string[] {
-  try {
-    return readdirSync(`/sys/class/net/${bridge}/brif`);
-  } catch {
-    return [];
-  }
-}
-
-/** Ifindexes of the ports of a host bridge, keyed by ifindex. */
-export function bridgePortIndexes(bridge: string): Map<number, string> {
-  const out = new Map<number, string>();
-  for (const port of bridgePorts(bridge)) {
-    const idx = sysAttr(port, "ifindex");
-    if (idx) out.set(Number(idx), port);
-  }
-  return out;
-}
-
-/** A port's hairpin flag from sysfs (`/sys/class/net/<port>/brport/hairpin_mode`). */
-export function portHairpin(port: string): boolean | undefined {
-  const v = sysAttr(port, "brport/hairpin_mode");
-  return v === undefined ? undefined : v === "1";
-}
-
 export interface PortVlans {
   /** Access VLAN: added as PVID, untagged. */
   vlan?: number;
   /** Trunk VLANs: added tagged. */
   trunk?: number[];
-  /** Remove the VLAN(s) the port got by default first. */
-  removeDefault?: boolean;
+  /** Remove this VLAN (the one the port got by default, see defaultPvid) first; 0 for none. */
+  removeDefault?: number;
 }
 
-/**
- * VLANs of a bridge port, through one `bridge -batch -` (ip has no VLAN filter commands). The default
- * VLAN a new port gets is the bridge's default_pvid.
- */
-export async function setPortVlans(bridge: string, port: string, v: PortVlans): Promise<void> {
+/** VLANs of a bridge port, through one `bridge -batch -` (ip has no VLAN filter commands). */
+export async function setPortVlans(port: string, v: PortVlans): Promise<void> {
   const lines: string[] = [];
-  if (v.removeDefault) {
-    const pvid = Number(sysAttr(bridge, "bridge/default_pvid") ?? "1");
-    if (pvid > 0) lines.push(`vlan del dev ${q(port)} vid ${pvid}`);
-  }
+  if (v.removeDefault) lines.push(`vlan del dev ${q(port)} vid ${v.removeDefault}`);
   if (v.vlan) lines.push(`vlan add dev ${q(port)} vid ${v.vlan} pvid untagged`);
   for (const id of v.trunk ?? []) lines.push(`vlan add dev ${q(port)} vid ${id}`);
   if (lines.length === 0) return;

@@ -1,13 +1,15 @@
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import type { IpCommand } from "./ip.js";
+import { type IpCommand, ipBatch, q } from "./ip.js";
+import { sysfsAttr, sysfsShows } from "./sysfs.js";
 
 /**
- * Network links: `ip link` command lines for a batch, the `ip -j -d link show` record, and reads of a
- * host link's state from /sys/class/net (no process at all; sysfs shows the namespace it was mounted in,
- * which is the host's).
+ * Network links: `ip link` command lines for a batch, the `ip -j -d link show` record, and a link's live
+ * state (operstate, MAC) after a batch. Link state comes from ip's (netlink) answers: /sys/class/net
+ * shows the namespace that mounted /sys, which is not this one for a caller that entered a namespace with
+ * setns() (`nsenter --net=`) instead of `ip netns exec`. /sys is read only once proven to be this
+ * namespace's (sysfs.ts), to poll without a process per look.
  */
 
-/** The fields of an `ip -json -details link show` entry that weft reads. */
+/** The fields of an `ip -json -details link show` (or `addr show`) entry that weft reads. */
 export interface LinkRecord {
   ifindex: number;
   ifname: string;
@@ -25,27 +27,40 @@ export interface LinkRecord {
     info_kind?: string;
     info_slave_kind?: string;
     info_slave_data?: { hairpin?: boolean; isolated?: boolean; state?: string };
-    info_data?: { vlan_filtering?: number };
+    info_data?: { vlan_filtering?: number; vlan_default_pvid?: number };
   };
+  /** With `addr show`: the addresses. */
+  addr_info?: Array<{ family: "inet" | "inet6"; local: string; prefixlen: number; scope?: string }>;
 }
 
 export const kindOf = (l: LinkRecord): string | undefined => l.linkinfo?.info_kind;
 
+/**
+ * IFF_PROMISC as netlink reports it (the user's setting, not a count raised by a packet socket), which is
+ * what the reference's `Attrs().Promisc` reads.
+ */
+export const isPromisc = (l: LinkRecord): boolean => l.flags?.includes("PROMISC") ?? false;
+
+/** The record named `name` in a read's answer (a list of links), if any. */
+export function linkNamed(read: unknown[] | undefined, name: string): LinkRecord | undefined {
+  return (read as LinkRecord[] | undefined)?.find((l) => l.ifname === name);
+}
+
+// The kernel's isspace (lib/ctype.c), which dev_valid_name applies to each byte: ASCII white space and
+// 0xA0, so a UTF-8 name with that byte (such as "à", C3 A0) is refused as well.
+const KERNEL_SPACE = new Set([0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0xa0]);
+
 /** The kernel's dev_valid_name, so a bad name fails before anything is changed. */
 export function validLinkName(name: string): boolean {
-  if (name === "" || Buffer.byteLength(name) > 15) return false;
+  const bytes = Buffer.from(name);
+  if (bytes.length === 0 || bytes.length > 15) return false;
   if (name === "." || name === "..") return false;
-  return !/[/:\s]/u.test(name);
+  return !bytes.some((b) => b === 0x2f || b === 0x3a || b === 0 || KERNEL_SPACE.has(b));
 }
 
 /** The reference's errno for a name the kernel refuses (netlink returns ERANGE for a long name). */
 export function linkNameError(name: string): string {
   return Buffer.byteLength(name) > 15 ? "numerical result out of range" : "invalid argument";
-}
-
-// ip parses its batch input with shell-like quoting, so names are quoted when they need it.
-export function q(word: string): string {
-  return /^[\w.@%+-]+$/.test(word) ? word : `"${word.replace(/(["\\])/g, "\\$1")}"`;
 }
 
 /**
@@ -56,6 +71,14 @@ export const linkShow = (name: string, what = `look up ${name}`): IpCommand => (
   line: `link show dev ${q(name)}`,
   what,
   read: true,
+});
+
+const NO_SUCH_LINK = /does not exist|Cannot find device|No such device/;
+
+/** A `link show` read whose answer is undefined when there is no such link (the batch runs -force). */
+export const linkShowIfExists = (name: string): IpCommand => ({
+  ...linkShow(name),
+  mayFail: NO_SUCH_LINK,
 });
 
 export const linkSetUp = (name: string, what = `set ${name} up`): IpCommand => ({
@@ -86,88 +109,75 @@ export const linkSetMaster = (name: string, master: string, what: string): IpCom
 export const linkDel = (name: string, what = `delete ${name}`): IpCommand => ({
   line: `link del dev ${q(name)}`,
   what,
-  mayFail: /Cannot find device|does not exist|No such device/,
+  mayFail: NO_SUCH_LINK,
 });
 
-/** A host link as sysfs shows it, or undefined when there is none by that name. */
-export interface SysLink {
-  name: string;
-  ifindex: number;
-  /** The peer's ifindex for a veth, else the same as ifindex. */
-  iflink: number;
-  mtu: number;
-  address: string;
+/** One link read on its own (a process): for rare paths, such as telling a race from a name clash. */
+export async function readLink(name: string, opts: { netns?: string } = {}): Promise<LinkRecord | undefined> {
+  const reads = await ipBatch([linkShowIfExists(name)], { ...opts, details: true });
+  return reads[0]?.[0] as LinkRecord | undefined;
+}
+
+/** What changes on a link after the batch that made it: whether it is up, and its MAC. */
+export interface LinkState {
+  /** Lower case, as sysfs writes it: "up", "down", "lowerlayerdown"... */
   operstate: string;
-  /** Promiscuity flag (IFF_PROMISC) as set by the user. */
-  promisc: boolean;
-  isBridge: boolean;
-  /** The master's name when the link is a port of a bridge. */
-  master?: string;
+  address: string;
 }
 
-const sys = (name: string, file: string) => readFileSync(`/sys/class/net/${name}/${file}`, "utf8").trim();
-
-export function sysLink(name: string): SysLink | undefined {
-  if (!validLinkName(name)) return undefined;
-  try {
-    const flags = Number.parseInt(sys(name, "flags"), 16);
-    const link: SysLink = {
-      name,
-      ifindex: Number(sys(name, "ifindex")),
-      iflink: Number(sys(name, "iflink")),
-      mtu: Number(sys(name, "mtu")),
-      address: sys(name, "address"),
-      operstate: sys(name, "operstate"),
-      promisc: (flags & 0x100) !== 0,
-      isBridge: hasEntry(`/sys/class/net/${name}`, "bridge"),
-    };
-    const master = masterOf(name);
-    if (master) link.master = master;
-    return link;
-  } catch {
-    return undefined;
-  }
+/** Where the live state of this namespace's links is read from. */
+export interface LinkStateSource {
+  readonly from: "sysfs" | "ip";
+  /** The state of each named link, undefined for one that does not exist. */
+  read(names: string[]): Promise<Array<LinkState | undefined>>;
 }
 
-function hasEntry(dir: string, entry: string): boolean {
-  try {
-    return readdirSync(dir).includes(entry);
-  } catch {
-    return false;
-  }
-}
+const sysfsSource: LinkStateSource = {
+  from: "sysfs",
+  read: async (names) =>
+    names.map((name) => {
+      const operstate = sysfsAttr(name, "operstate");
+      const address = sysfsAttr(name, "address");
+      return operstate === undefined || address === undefined ? undefined : { operstate, address };
+    }),
+};
 
-function masterOf(name: string): string | undefined {
-  try {
-    // /sys/class/net/<port>/master is a symlink to the master's directory.
-    return readlinkSync(`/sys/class/net/${name}/master`).split("/").pop();
-  } catch {
-    return undefined;
-  }
-}
+const ipSource: LinkStateSource = {
+  from: "ip",
+  read: async (names) => {
+    const reads = await ipBatch(names.map(linkShowIfExists));
+    return reads.map((r) => {
+      const l = r?.[0] as LinkRecord | undefined;
+      return l
+        ? { operstate: (l.operstate ?? "unknown").toLowerCase(), address: l.address ?? "" }
+        : undefined;
+    });
+  },
+};
 
-/** One sysfs attribute of a host link, or undefined when the link is gone. */
-export function sysAttr(name: string, file: string): string | undefined {
-  try {
-    return sys(name, file);
-  } catch {
-    return undefined;
-  }
+/**
+ * sysfs when `anchor` (a link ip just reported, best one with a random name such as a new host veth)
+ * shows there as ip reported it, else ip (a process per read).
+ */
+export function linkStateSource(anchor: LinkRecord | undefined): LinkStateSource {
+  return anchor && sysfsShows(anchor) ? sysfsSource : ipSource;
 }
 
 /**
- * Waits until a host link is oper-up, polling sysfs: first at once, then at growing short intervals up to
- * `budgetMs` in total (the reference sleeps 0, 50, 500, 1000, 1000 ms between netlink reads). Returns the
- * last state seen.
+ * Waits until a link is oper-up: a look at once, then at growing short intervals up to `budgetMs` in
+ * total (the reference sleeps 0, 50, 500, 1000, 1000 ms between netlink reads). Returns the last state
+ * seen ("notpresent" when the link is gone).
  */
-export async function waitOperUp(name: string, budgetMs = 2550): Promise<string> {
+export async function waitOperUp(src: LinkStateSource, name: string, budgetMs = 2550): Promise<string> {
   const start = Date.now();
   let delay = 1;
   for (;;) {
-    const state = sysAttr(name, "operstate") ?? "notpresent";
-    if (state === "up") return state;
-    if (Date.now() - start >= budgetMs) return state;
+    const [state] = await src.read([name]);
+    const operstate = state?.operstate ?? "notpresent";
+    if (operstate === "up") return operstate;
+    if (Date.now() - start >= budgetMs) return operstate;
     await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 50);
+    // A look through ip costs a process: wait longer between them.
+    delay = Math.min(delay * 2, src.from === "ip" ? 100 : 50);
   }
 }

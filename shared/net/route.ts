@@ -1,5 +1,4 @@
-import type { IpCommand } from "./ip.js";
-import { q } from "./link.js";
+import { type IpCommand, q } from "./ip.js";
 
 /** Routes: `ip route` lines for a batch and the `ip -j route show` records. */
 

@@ -1,5 +1,4 @@
-import type { IpCommand } from "./ip.js";
-import { q } from "./link.js";
+import { type IpCommand, q } from "./ip.js";
 import { randomBytes } from "./random.js";
 import { run } from "./run.js";
 
@@ -27,30 +26,38 @@ export function vethAdd(p: VethPair): IpCommand {
   const mtu = p.mtu ? ` mtu ${p.mtu}` : "";
   const mac = p.peerMac ? ` address ${p.peerMac}` : "";
   return {
-    line: `link add ${q(p.hostName)}${mtu} type veth peer name ${q(p.peerName)}${mtu}${mac} netns ${q(p.peerNetns)}`,
+    line: `link add name ${q(p.hostName)}${mtu} type veth peer name ${q(p.peerName)}${mtu}${mac} netns ${q(p.peerNetns)}`,
     what: "failed to make veth pair",
   };
 }
 
 export type PodVethRemoval = "deleted" | "absent" | "not-veth" | "foreign";
 
-// Runs inside the pod (dash): reads the link once, deletes it only when it is a veth whose peer ifindex
-// is one of the arguments, and says what it found. "@if<N>" is how ip names a peer in another namespace.
-const REMOVE_SCRIPT = `out=$(ip -o -d link show dev "$1" 2>/dev/null) || { echo absent; exit 0; }
+// Runs in the caller's namespace (dash), names and paths as arguments, never parsed: lists the ports of
+// the bridge ("12: vethab12cd34@if2: <...", nothing when there is no such bridge), then enters the pod.
+// Inside, it reads the link once and deletes it only when it is a veth whose peer's ifindex (the N of
+// "eth0@ifN: <", taken after the last "@if" before ": <", as ":" is no name character) starts a port
+// line; it says what it found. Deleting one end of a veth removes both.
+const REMOVE_SCRIPT = `nl='
+'
+ports="$nl$(ip -o link show master "$1" 2>/dev/null)"
+exec nsenter --net="$2" -- sh -c '
+out=$(ip -o -d link show dev "$1" 2>/dev/null) || { echo absent; exit 0; }
 case "$out" in *" veth "*) ;; *) echo not-veth; exit 0;; esac
-ifname=$1; shift
-for i in "$@"; do case "$out" in *"@if$i:"*) ip link del dev "$ifname" && echo deleted; exit $?;; esac; done
-echo foreign`;
+head=\${out%%": <"*}; peer=\${head##*@if}
+case "$2" in *"$3$peer: "*) ip link del dev "$1" && echo deleted; exit $?;; esac
+echo foreign' sh "$3" "$ports" "$nl"`;
 
 /**
- * Deletes the veth `ifname` in the namespace at `netns` if its peer is one of `peerIndexes` (host
- * ifindexes), in one process entering the namespace. Deleting one end of a veth removes both.
+ * Deletes the veth `ifname` in the namespace at `netns` if its peer is a port of `bridge` (a host bridge,
+ * read through ip in the same process: the caller's /sys may show another namespace). One process for
+ * the whole check and deletion. Refuses nothing: every name travels as an argument.
  */
-export async function removePodVeth(
+export async function removePodVethOfBridge(
   netns: string,
   ifname: string,
-  peerIndexes: number[],
+  bridge: string,
 ): Promise<PodVethRemoval> {
-  const r = await run("sh", ["-c", REMOVE_SCRIPT, "sh", ifname, ...peerIndexes.map(String)], { netns });
+  const r = await run("sh", ["-c", REMOVE_SCRIPT, "sh", bridge, netns, ifname]);
   return r.stdout.trim() as PodVethRemoval;
 }

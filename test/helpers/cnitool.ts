@@ -79,6 +79,11 @@ export interface CnitoolOptions {
   /** gc only: the attachments that are still valid. */
   validAttachments?: Array<{ containerID: string; ifname: string }>;
   env?: Record<string, string>;
+  /**
+   * Run the client (and so the plugins it starts) inside this network namespace, entered with
+   * `nsenter --net=` as setns() callers do: /sys is NOT remounted, so it still shows the test's namespace.
+   */
+  clientNetns?: string;
 }
 
 export interface CnitoolRun {
@@ -116,7 +121,12 @@ export function cnitool(
   if (o.capArgs) env.CAP_ARGS = JSON.stringify(o.capArgs);
   if (o.validAttachments) env.CNI_VALID_ATTACHMENTS = JSON.stringify(o.validAttachments);
   const argv = [verb, netName, ...(netns !== undefined ? [netns] : [])];
-  const r = spawnSync(cnitoolPath(), argv, { env, encoding: "utf8" });
+  const r = o.clientNetns
+    ? spawnSync("nsenter", [`--net=${o.clientNetns}`, "--", cnitoolPath(), ...argv], {
+        env,
+        encoding: "utf8",
+      })
+    : spawnSync(cnitoolPath(), argv, { env, encoding: "utf8" });
   return pluginRunOf(r);
 }
 

@@ -153,6 +153,11 @@ export interface PodPathOptions {
   omitPlugins?: string[];
   /** Last word on the list before it is written (e.g. change delegate keys). */
   edit?: (list: ConfList) => void;
+  /**
+   * A "node" namespace the client runs in (entered with nsenter, /sys not remounted); the bridge and the
+   * host veths live there, and the helpers below look there.
+   */
+  node?: TestNetns;
 }
 
 export interface ConfList {
@@ -220,6 +225,7 @@ export class PodPath {
     readonly delegates: DelegateSet,
     readonly cniPath: string,
     readonly sources: Record<string, string>,
+    readonly node: TestNetns | undefined,
     readonly net: {
       network?: string;
       subnet?: string;
@@ -278,7 +284,7 @@ export class PodPath {
       flannel.ipam = { ...(flannel.ipam as object), dataDir: join(root, "ipam") };
       o.edit?.(list);
       mkdirSync(join(root, "net.d"));
-      const pp = new PodPath(root, list, delegates, dir, sources, net);
+      const pp = new PodPath(root, list, delegates, dir, sources, o.node, net);
       pp.writeList();
       return pp;
     } catch (err) {
@@ -338,7 +344,13 @@ export class PodPath {
 
   /** The options for a raw cnitool call on this network (for verbs and cases the helpers do not cover). */
   toolOptions(extra: Partial<CnitoolOptions> = {}): CnitoolOptions {
-    return { confDir: this.confDir, cniPath: this.cniPath, cacheDir: this.cacheDir, ...extra };
+    return {
+      confDir: this.confDir,
+      cniPath: this.cniPath,
+      cacheDir: this.cacheDir,
+      ...(this.node ? { clientNetns: this.node.path } : {}),
+      ...extra,
+    };
   }
 
   /**
@@ -416,7 +428,7 @@ export class PodPath {
   /** Names of the links attached to this network's bridge (the pods' host-side veths). */
   bridgePorts(): string[] {
     try {
-      const out = execFileSync("ip", ["-j", "link", "show", "master", this.bridge], {
+      const out = execFileSync("ip", [...this.nodeArgs, "-j", "link", "show", "master", this.bridge], {
         encoding: "utf8",
         stdio: ["ignore", "pipe", "ignore"],
       });
@@ -426,9 +438,14 @@ export class PodPath {
     }
   }
 
+  /** `ip` options that address the namespace the bridge lives in. */
+  get nodeArgs(): string[] {
+    return this.node ? ["-n", this.node.name] : [];
+  }
+
   bridgeExists(): boolean {
     try {
-      execFileSync("ip", ["link", "show", "dev", this.bridge], { stdio: "ignore" });
+      execFileSync("ip", [...this.nodeArgs, "link", "show", "dev", this.bridge], { stdio: "ignore" });
       return true;
     } catch {
       return false;
@@ -446,7 +463,7 @@ export class PodPath {
     }
     for (const pod of this.pods) pod.netns.delete();
     try {
-      execFileSync("ip", ["link", "del", this.bridge], { stdio: "ignore" });
+      execFileSync("ip", [...this.nodeArgs, "link", "del", this.bridge], { stdio: "ignore" });
     } catch {
       // never created, or already gone
     }
