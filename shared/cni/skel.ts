@@ -11,6 +11,7 @@ import {
 } from "./env.js";
 import { CniError, ErrorCode, toCniError } from "./errors.js";
 import { goQuote, goQuoteList } from "./goquote.js";
+import { goJsonSyntaxError } from "./json-syntax.js";
 import type { Plugin } from "./plugin.js";
 import { formatResult } from "./results.js";
 import { netConfSchema } from "./schemas.js";
@@ -49,10 +50,9 @@ function decodeEnvelope(stdin: Buffer): Record<string, unknown> {
   try {
     doc = JSON.parse(stdin.toString("utf8"));
   } catch (err) {
-    throw new CniError(
-      ErrorCode.DecodingFailure,
-      `error unmarshall network config: ${(err as Error).message}`,
-    );
+    // Go's words for the syntax error (JSON.parse's are V8's); JSON.parse's only if the two disagree.
+    const msg = goJsonSyntaxError(stdin) ?? (err as Error).message;
+    throw new CniError(ErrorCode.DecodingFailure, `error unmarshall network config: ${msg}`);
   }
   if (doc !== null && (typeof doc !== "object" || Array.isArray(doc))) {
     throw new CniError(
