@@ -219,6 +219,33 @@ export const PLUGIN_TYPES: readonly string[] = [
   "weftd",
 ];
 
+/** Addresses and prefixes at the edges of what range and route parsing must handle. */
+const ADDRESS_TEXTS: readonly string[] = [
+  "10.99.1.0/32",
+  "10.99.1.0/31",
+  "10.99.1.0/30",
+  "10.99.1.0/0",
+  "0.0.0.0/0",
+  "::/0",
+  "10.99.1.255",
+  "10.99.2.10",
+  "10.99.1.1",
+  "255.255.255.255/32",
+  "10.99.1.0/24",
+  "fd00:99::/120",
+  "fd00:99::/128",
+  "fd00:99::1",
+  "::ffff:10.99.1.10",
+  "::ffff:10.99.1.0/120",
+  "10.99.1.5/24",
+  "010.99.1.0/24",
+  "10.99.1.0/024",
+  "10.99.1.0/24 ",
+  "fe80::1%eth0",
+  "10.99.1",
+  "1.2.3.4.5",
+];
+
 const NUMBER_TEXTS: readonly string[] = [
   "0",
   "-1",
@@ -372,6 +399,18 @@ const TREE_MUTATIONS: ReadonlyArray<readonly [string, TreeMutation, number]> = [
       return `duplicate ${s.path} as ${JSON.stringify(key)}=${toText(value).slice(0, 60)} ${at > s.index ? "after" : "before"}`;
     },
     12,
+  ],
+  [
+    "address",
+    (rng, _root, slots) => {
+      const ips = slots.filter((s) => typeof s.value === "string" && /^[0-9a-f:.]+(\/\d+)?$/i.test(s.value));
+      if (ips.length === 0) return undefined;
+      const s = rng.pick(ips);
+      const v = rng.pick(ADDRESS_TEXTS);
+      setSlot(s, v);
+      return `${s.path} = ${JSON.stringify(v)}`;
+    },
+    10,
   ],
   [
     "odd string",
@@ -553,9 +592,10 @@ export interface BasePlan {
   variant: string;
 }
 
+/** A version that allows the verb (GC and STATUS came in 1.1.0, CHECK in 0.4.0); mutations try the others. */
 function versionFor(rng: Rng, verb: FuzzVerb): string {
-  if (verb === "GC" || verb === "STATUS") return rng.chance(0.9) ? "1.1.0" : rng.pick(["1.0.0", "0.3.1"]);
-  if (verb === "CHECK") return rng.chance(0.9) ? rng.pick(["1.0.0", "1.1.0"]) : "0.3.1";
+  if (verb === "GC" || verb === "STATUS") return "1.1.0";
+  if (verb === "CHECK") return rng.pick(["1.0.0", "1.1.0"]);
   return rng.pick(["0.3.1", "1.0.0", "1.1.0"]);
 }
 
