@@ -35,7 +35,11 @@ function libuvDescription(message: string): string {
 
 export function goFileError(err: unknown, path: string, op = "open"): Error {
   const e = err as NodeJS.ErrnoException;
-  const reason = (e.code && STRERROR[e.code]) ?? libuvDescription(e.message ?? String(err));
+  // Node refuses a path with a NUL byte before any syscall; the kernel (and so Go) says EINVAL.
+  const nul = e.code === "ERR_INVALID_ARG_VALUE";
+  const reason = nul
+    ? STRERROR.EINVAL
+    : ((e.code && STRERROR[e.code]) ?? libuvDescription(e.message ?? String(err)));
   // EISDIR surfaces on read, not open, in Go.
   const verb = e.code === "EISDIR" ? "read" : op;
   return new Error(`${verb} ${path}: ${reason}`);

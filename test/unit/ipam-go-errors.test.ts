@@ -25,6 +25,12 @@ test("a name over NAME_MAX is Go's 'file name too long', not Node's text (found 
   }
 });
 
+test("a NUL byte in a path is Go's EINVAL, not Node's argument check (found by the fuzz test)", () => {
+  const path = "/tmp/\u0000/x";
+  const err = errorOf(() => mkdirSync(path, { recursive: true }));
+  assert.is(goFileError(err, path, "mkdir").message, `mkdir ${path}: invalid argument`);
+});
+
 test("an errno without a Go text of ours keeps libuv's description, in Go's layout", () => {
   const err = Object.assign(new Error("EWEIRD: something odd happened, open '/x'"), { code: "EWEIRD" });
   assert.is(goFileError(err, "/x").message, "open /x: something odd happened");
