@@ -657,11 +657,15 @@ function baseBridge(rng: Rng, t: FuzzTarget, version: string): BasePlan {
     ipam: { type: "host-local", dataDir: `${t.dir}/ipam`, ranges, routes },
   };
   if (backend) conf.ipMasqBackend = backend;
+  if (rng.chance(0.25)) {
+    conf.capabilities = { mac: true };
+    conf.runtimeConfig = { mac: "02:42:0a:58:01:09" };
+  }
   return { conf, env: {}, variant: `bridge ${stack} ipMasqBackend=${backend ?? "auto"}` };
 }
 
 function baseHostLocal(rng: Rng, t: FuzzTarget, version: string): BasePlan {
-  const shape = rng.pick(["ranges", "ranges", "legacy", "dual", "requested"] as const);
+  const shape = rng.pick(["ranges", "ranges", "legacy", "dual", "requested", "runtime"] as const);
   const ipam: Record<string, unknown> = { type: "host-local", dataDir: `${t.dir}/ipam` };
   const conf: Record<string, unknown> = { cniVersion: version, name: t.netName, type: "bridge", ipam };
   const env: CniEnv = {};
@@ -690,6 +694,12 @@ function baseHostLocal(rng: Rng, t: FuzzTarget, version: string): BasePlan {
   if (shape === "requested") {
     if (rng.chance(0.5)) env.CNI_ARGS = "IgnoreUnknown=1;IP=10.99.1.50";
     else conf.args = { cni: { ips: ["10.99.1.51"] } };
+  }
+  if (shape === "runtime") {
+    // What containerd's CRI sends: the node's pod CIDR as ipRanges, sometimes a requested address.
+    conf.capabilities = { ipRanges: true, ips: true };
+    conf.runtimeConfig = { ipRanges: [[{ subnet: "10.99.3.0/24", gateway: "10.99.3.1" }]] };
+    if (rng.chance(0.5)) (conf.runtimeConfig as Record<string, unknown>).ips = ["10.99.3.60/24"];
   }
   return { conf, env, ...(resolvConf ? { resolvConf } : {}), variant: `host-local ${shape}` };
 }

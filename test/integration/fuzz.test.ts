@@ -45,7 +45,7 @@ import { assertRoot } from "../helpers/netns.js";
  *   WEFT_FUZZ_PLUGINS=<a,b> only the cases of these plugins (indexes stay those of the whole run)
  *   WEFT_FUZZ_TIMEOUT_MS    per call (default 10000): a call still running then is a hang
  *   WEFT_FUZZ_REPORT=<file> also write the failures as JSON
- *   WEFT_FUZZ_LOG=<file>    append every mutated call's outcome (a JSON line each), to judge coverage
+ *   WEFT_FUZZ_LOG=<file>    append every call's outcome (a JSON line each), to judge coverage
  */
 
 const FIXED_SEED = 20_260_601;
@@ -230,6 +230,10 @@ const JS_ERROR_TEXT: ReadonlyArray<readonly [RegExp, string]> = [
   ],
   [/\bE[A-Z]{3,}: [a-z ,]+, [a-z]+ '/, "a raw Node.js system error (ECODE: text, syscall 'path')"],
   [/\bERR_[A-Z_]{4,}\b/, "a Node.js error code"],
+  [
+    /The "?\w+"? argument must be|argument '\w+' must be|Received (type|an instance|undefined|')/,
+    "Node.js argument validation text",
+  ],
 ];
 
 const SUPPORTED = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -517,6 +521,10 @@ async function runCase(
     stats.slowest = Math.max(stats.slowest, r.ms);
     const versions = stdin === c.base.stdin ? [JSON.parse(stdin).cniVersion as string] : c.versions;
     fail(step, judge(r, judgedVerb, versions, plugin === "portmap"), r);
+    if (logFile) {
+      const msg = r.status === 0 ? "" : String(parseOne(r.stdout).doc?.msg ?? r.stdout).slice(0, 200);
+      appendFileSync(logFile, `${JSON.stringify([seed, index, plugin, step, r.status, msg, c.mutations])}\n`);
+    }
     return r;
   };
   if (c.base.subnetEnv !== undefined) writeFileSync(join(dir, "subnet.env"), c.base.subnetEnv);
@@ -535,13 +543,6 @@ async function runCase(
   if (c.subnetEnv !== undefined) writeFileSync(join(dir, "subnet.env"), c.subnetEnv);
 
   const main = await call(`${verb} (mutated)`, c.env, c.stdin, c.env.CNI_COMMAND ?? verb);
-  if (logFile) {
-    const msg = main.status === 0 ? "" : String(parseOne(main.stdout).doc?.msg ?? main.stdout).slice(0, 200);
-    appendFileSync(
-      logFile,
-      `${JSON.stringify([seed, index, plugin, verb, main.status, msg, c.mutations])}\n`,
-    );
-  }
   if (c.mutations.length === 0 && main.status !== 0)
     fail(`${verb} (valid config)`, [`a valid ${verb} failed: ${main.stdout.trim()}`], main);
   if (main.status === 0) stats.exit0 += 1;
