@@ -462,12 +462,15 @@ function leftovers(c: FuzzCase, dir: string, defaultsBefore: Set<string>, podGon
     // A config without ipam (flannel builds one) reaches the host's default dir: legitimate, and ours to remove.
     if (!defaultsBefore.has(d)) rmSync(d, { recursive: true, force: true });
   }
-  // Reset: no link but lo in either netns, an empty ruleset in the node.
-  const del = (ns: string, links: LinkInfo[]) =>
-    links.length > 0
-      ? `${IP} -n ${ns} -batch - <<'EOF'\n${links.map((l) => `link del dev "${l.ifname}"`).join("\n")}\nEOF\n`
-      : "";
-  shOut(`${del(e.pod, podLinks)}${del(e.node, nodeLinks)}${IP} netns exec ${e.node} nft flush ruleset`);
+  // Reset: no link but lo in either netns, an empty ruleset in the node. One `ip` per link, names as
+  // argv: a batch line could not carry every name a fuzzed ifname or bridge name leaves.
+  for (const [ns, links] of [
+    [e.pod, podLinks],
+    [e.node, nodeLinks],
+  ] as const) {
+    for (const l of links) spawnSync(IP, ["-n", ns, "link", "del", "dev", l.ifname], { stdio: "ignore" });
+  }
+  execFileSync(IP, ["netns", "exec", e.node, "nft", "flush", "ruleset"]);
   return p;
 }
 
