@@ -252,10 +252,11 @@ function checkSubnetUnchanged(ctx: Ctx, saved: Record<string, unknown>): void {
 }
 
 /**
- * Beyond the reference (no GC): removes the saved configs of this network's containers that are not
- * valid any more, then forwards GC to the delegate so it releases their addresses and rules. A GC
- * without either attachments key says nothing about which pods live, so nothing is removed and the
- * delegate is not asked (a delegate reading "no list" as "none valid" would drop every pod's state).
+ * Beyond the reference (no GC): forwards GC to the delegate so it releases the addresses and rules of
+ * this network's containers that are not valid any more, then removes their saved configs. Removed only
+ * after the delegate's GC succeeded, as DEL does: a saved config is the only record a later DEL can
+ * replay. A GC without either attachments key says nothing about which pods live, so nothing is removed
+ * and the delegate is not asked (a delegate reading "no list" as "none valid" would drop every pod's state).
  */
 async function cmdGc(ctx: Ctx): Promise<void> {
   const dir = dataDir(ctx);
@@ -268,19 +269,21 @@ async function cmdGc(ctx: Ctx): Promise<void> {
   }
   const valid = new Set(attachments.map((a) => a.containerID));
   let sample: Record<string, unknown> | undefined;
+  const stale: string[] = [];
   for (const cid of listSavedContainerIds(dir)) {
     const bytes = readSavedConfig(dir, cid);
     const saved = bytes && parseSavedConfig(bytes);
     // Another network may share the data dir: only this network's (or unreadable) files are ours to judge.
     if (saved && saved.doc.name !== ctx.conf.name) continue;
     if (saved) sample = saved.doc;
-    if (valid.has(cid)) continue;
+    if (!valid.has(cid)) stale.push(cid);
+  }
+  const delegate = gcDelegateConfig(ctx, sample);
+  if (delegate) await invokeDelegate("GC", delegate.type, goMarshal(delegate), ctx.args);
+  for (const cid of stale) {
     ctx.log.info("GC removes the saved config of a stale attachment", { container: cid });
     removeSavedConfig(dir, cid);
   }
-  const delegate = gcDelegateConfig(ctx, sample);
-  if (!delegate) return;
-  await invokeDelegate("GC", delegate.type, goMarshal(delegate), ctx.args);
 }
 
 /** The delegate config for GC: built from subnet.env, else any saved config of this network. */

@@ -35,26 +35,41 @@ export class JsonSyntaxError extends Error {
   }
 }
 
-const GO_ESCAPES: Record<string, string> = {
-  "\x07": "\\a",
-  "\b": "\\b",
-  "\f": "\\f",
-  "\n": "\\n",
-  "\r": "\\r",
-  "\t": "\\t",
-  "\v": "\\v",
-  "\\": "\\\\",
+/** Go's strconv.IsPrint for U+0000..U+00FF (a byte as Go's quoteChar sees it: string(byte) is a rune). */
+function isPrintLatin1(c: number): boolean {
+  return (c >= 0x20 && c < 0x7f) || (c >= 0xa1 && c !== 0xad);
+}
+
+const NAMED_ESCAPES: Record<number, string> = {
+  7: "\\a",
+  8: "\\b",
+  9: "\\t",
+  10: "\\n",
+  11: "\\v",
+  12: "\\f",
+  13: "\\r",
 };
 
-/** Go's quoteChar: the offending character as the scanner names it (strconv.Quote's escapes). */
-function quoteChar(c: string): string {
-  if (c === "'") return "'\\''";
-  if (c === '"') return "'\"'";
-  const code = c.codePointAt(0)!;
-  if (GO_ESCAPES[c]) return `'${GO_ESCAPES[c]}'`;
-  if (code < 0x20 || code === 0x7f) return `'\\x${code.toString(16).padStart(2, "0")}'`;
-  return `'${c}'`;
+/**
+ * json's quoteChar: the offending byte as a Go rune in single quotes, escaped as strconv.Quote escapes
+ * it. Go scans bytes, so a non-ASCII character is named by its first UTF-8 byte ("é" -> 'Ã').
+ */
+export function quoteChar(c: number): string {
+  if (c === 0x27) return "'\\''";
+  if (c === 0x22) return "'\"'";
+  if (c === 0x5c) return "'\\\\'";
+  if (NAMED_ESCAPES[c]) return `'${NAMED_ESCAPES[c]}'`;
+  if (isPrintLatin1(c)) return `'${String.fromCharCode(c)}'`;
+  if (c < 0x80) return `'\\x${c.toString(16).padStart(2, "0")}'`;
+  return `'\\u${c.toString(16).padStart(4, "0")}'`;
 }
+
+/**
+ * Nesting deeper than this is refused with Go's "exceeded max depth" text. Go's limit is 10000; weft's
+ * is lower because JavaScript's own recursive walks (JSON.stringify of a result or a saved config) run
+ * out of stack at a few thousand levels, and no config is nested beyond a handful.
+ */
+export const MAX_DEPTH = 1000;
 
 /**
  * Scanner states in which the space Go feeds at end of input is itself an error; in every other state
@@ -74,21 +89,22 @@ class Scanner {
       throw new JsonSyntaxError("unexpected end of JSON input", this.i);
     }
     const c = this.i >= this.s.length ? " " : String.fromCodePoint(this.s.codePointAt(this.i)!);
-    throw new JsonSyntaxError(`invalid character ${quoteChar(c)} ${context}`, this.i);
+    const byte = c.charCodeAt(0) < 0x80 ? c.charCodeAt(0) : Buffer.from(c)[0]!;
+    throw new JsonSyntaxError(`invalid character ${quoteChar(byte)} ${context}`, this.i);
   }
 
   skipSpace(): void {
     while (this.i < this.s.length && WS.has(this.s[this.i]!)) this.i++;
   }
 
-  value(): JsonNode {
+  /** A scalar at the cursor, or undefined when the cursor opens an array or object. */
+  scalar(): JsonNode | undefined {
     this.skipSpace();
     const c = this.s[this.i];
     switch (c) {
       case "{":
-        return this.object();
       case "[":
-        return this.array();
+        return undefined;
       case '"':
         return this.string();
       case "t":
@@ -107,7 +123,7 @@ class Scanner {
     for (let k = 0; k < word.length; k++) {
       if (this.s[this.i] !== word[k]) {
         if (k === 0) this.fail("looking for beginning of value");
-        this.fail(`in literal ${word} (expecting ${quoteChar(word[k]!)})`);
+        this.fail(`in literal ${word} (expecting ${quoteChar(word.charCodeAt(k))})`);
       }
       this.i++;
     }
@@ -210,52 +226,68 @@ class Scanner {
     return "\ufffd";
   }
 
-  array(): JsonNode[] {
-    this.i++;
-    const out: JsonNode[] = [];
-    this.skipSpace();
-    if (this.s[this.i] === "]") {
-      this.i++;
-      return out;
-    }
+  /**
+   * One value, arrays and objects included, without recursion (an explicit stack of open containers),
+   * so a deeply nested document ends in Go's "exceeded max depth" rather than a JavaScript stack overflow.
+   */
+  value(): JsonNode {
+    type Open = { list: JsonNode[] } | { members: Array<[string, JsonNode]>; key: string };
+    const stack: Open[] = [];
     for (;;) {
-      out.push(this.value());
-      this.skipSpace();
-      const c = this.s[this.i];
-      this.i++;
-      if (c === "]") return out;
-      if (c !== ",") {
-        this.i--;
-        this.fail("after array element");
+      // Read a value: a scalar, or open a container (and read its first key or see it close at once).
+      let v = this.scalar();
+      if (v === undefined) {
+        if (stack.length >= MAX_DEPTH) this.fail("exceeded max depth");
+        const isArray = this.s[this.i] === "[";
+        this.i++;
+        this.skipSpace();
+        if (isArray) {
+          if (this.s[this.i] !== "]") {
+            stack.push({ list: [] });
+            continue;
+          }
+          this.i++;
+          v = [];
+        } else {
+          if (this.s[this.i] !== "}") {
+            stack.push({ members: [], key: this.key() });
+            continue;
+          }
+          this.i++;
+          v = new JsonObject([]);
+        }
+      }
+      // Store it, then close every container that ends here.
+      for (;;) {
+        const top = stack[stack.length - 1];
+        if (!top) return v;
+        if ("list" in top) top.list.push(v);
+        else top.members.push([top.key, v]);
+        this.skipSpace();
+        const c = this.s[this.i];
+        const close = "list" in top ? "]" : "}";
+        if (c === ",") {
+          this.i++;
+          if (!("list" in top)) top.key = this.key();
+          break;
+        }
+        if (c !== close) this.fail("list" in top ? "after array element" : "after object key:value pair");
+        this.i++;
+        stack.pop();
+        v = "list" in top ? top.list : new JsonObject(top.members);
       }
     }
   }
 
-  object(): JsonObject {
-    this.i++;
-    const members: Array<[string, JsonNode]> = [];
+  /** An object key and its colon. */
+  key(): string {
     this.skipSpace();
-    if (this.s[this.i] === "}") {
-      this.i++;
-      return new JsonObject(members);
-    }
-    for (;;) {
-      this.skipSpace();
-      if (this.s[this.i] !== '"') this.fail("looking for beginning of object key string");
-      const key = this.string();
-      this.skipSpace();
-      if (this.s[this.i] !== ":") this.fail("after object key");
-      this.i++;
-      members.push([key, this.value()]);
-      this.skipSpace();
-      const c = this.s[this.i];
-      this.i++;
-      if (c === "}") return new JsonObject(members);
-      if (c !== ",") {
-        this.i--;
-        this.fail("after object key:value pair");
-      }
-    }
+    if (this.s[this.i] !== '"') this.fail("looking for beginning of object key string");
+    const key = this.string();
+    this.skipSpace();
+    if (this.s[this.i] !== ":") this.fail("after object key");
+    this.i++;
+    return key;
   }
 }
 

@@ -52,6 +52,22 @@ decode("not JSON: code 6", async () => {
   await expectError(decodeConfig(Buffer.from('{"name":"n"')), 6, /^error unmarshall network config: /);
 });
 
+decode("not JSON: Go's syntax error text, never JSON.parse's (lab: bridge v1.1.1)", async () => {
+  for (const [text, msg] of [
+    ["", "unexpected end of JSON input"],
+    ['{"name":"n"', "unexpected end of JSON input"],
+    ["nope", "invalid character 'o' in literal null (expecting 'u')"],
+    ['{"name":"n"}x', "invalid character 'x' after top-level value"],
+    ['{"name" "n"}', "invalid character '\"' after object key"],
+    ['{"a":1,}', "invalid character '}' looking for beginning of object key string"],
+    ['{"mtu":1.}', "invalid character '}' after decimal point in numeric literal"],
+    ['{"a":"\t"}', "invalid character '\\t' in string literal"],
+    ["\ufeff{}", "invalid character 'ï' looking for beginning of value"],
+  ]) {
+    await expectError(decodeConfig(Buffer.from(text!)), 6, `error unmarshall network config: ${msg}`);
+  }
+});
+
 decode("JSON that is not an object: code 6 with Go's text", async () => {
   const goValue = 'Go value of type struct { Name string "json:\\"name\\"" }';
   for (const [doc, kind] of [

@@ -422,6 +422,24 @@ withFixture(
   },
 );
 
+withFixture("GC whose delegate GC fails keeps the stale saved configs for a later DEL or GC", (f) => {
+  // Found by the fuzz test: a delegate that rejects the config (isDefaultGateway: 31) failed the GC after
+  // flannel had dropped the stale pod's saved config, so the runtime's DEL later found nothing to replay
+  // and the pod's veth and address stayed.
+  const v110 = f.conf({ cniVersion: "1.1.0" });
+  for (const cid of ["keep", "stale"]) assert.is(f.run("ADD", v110, cid).status, 0);
+  const gcConf = { ...v110, "cni.dev/valid-attachments": [{ containerID: "keep", ifname: "eth0" }] };
+  f.failDelegate("GC");
+  const gc = f.run("GC", gcConf, "");
+  assert.is(gc.status, 1, gc.stdout + gc.stderr);
+  assert.match(String(gc.json?.msg), "injected GC failure");
+  assert.equal(readdirSync(f.dataDir).sort(), ["keep", "stale"]);
+  f.failDelegate("GC", false);
+  const again = f.run("GC", gcConf, "");
+  assert.is(again.status, 0, again.stdout + again.stderr);
+  assert.equal(readdirSync(f.dataDir), ["keep"]);
+});
+
 withFixture("GC with the legacy cni.dev/attachments key", (f) => {
   const v110 = f.conf({ cniVersion: "1.1.0" });
   for (const cid of ["a", "b"]) assert.is(f.run("ADD", v110, cid).status, 0);
