@@ -116,7 +116,9 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
 
 async function cmdDel(ctx: Ctx): Promise<void> {
   const { args, log } = ctx;
-  const n = loadNetConf(ctx.conf, args.args);
+  // CNI_ARGS only carry the ADD's MAC: a DEL does not parse them, so arguments the reference refuses
+  // ("unknown args") cannot fail the teardown on every retry.
+  const n = loadNetConf(ctx.conf, "");
   const errors: unknown[] = [];
   // The pod's interface first, but the reservation is released whatever happens to it (complaint 6.1).
   if (args.netns !== "" && !netnsGone(args.netns)) {
@@ -181,7 +183,7 @@ async function cmdStatus(ctx: Ctx): Promise<void> {
 
 async function cmdGc(ctx: Ctx): Promise<void> {
   const { args, conf, log } = ctx;
-  const n = loadNetConf(conf, args.args);
+  const n = loadNetConf(conf, "");
   const valid = validAttachments(conf);
   // No list at all is not "nothing is valid": removing every chain of the network on a malformed GC would
   // cut every pod off. host-local, portmap and flannel read it the same way.

@@ -3,7 +3,7 @@ import { checkContainerIdLength, splitPath } from "../../shared/cni/env.js";
 import { CniError, ErrorCode, toCniError, wrapError } from "../../shared/cni/errors.js";
 import { findInPath, invokeDelegate, isRefusal, sameError } from "../../shared/cni/invoke.js";
 import type { CallContext, Plugin } from "../../shared/cni/plugin.js";
-import { parseResult } from "../../shared/cni/results.js";
+import { formatResult, parsePrevResult, parseResult } from "../../shared/cni/results.js";
 import type { JsonSchema } from "../../shared/cni/schemas.js";
 import type { Result } from "../../shared/cni/types.js";
 import {
@@ -226,7 +226,8 @@ async function cmdCheck(ctx: Ctx): Promise<void> {
   }
   checkSubnetUnchanged(ctx, saved.doc);
   const doc: Record<string, unknown> = { ...saved.doc };
-  if (ctx.conf.prevResult) doc.prevResult = withRouteGateways(ctx.conf.prevResult);
+  const prev = parsePrevResult(ctx.conf);
+  if (prev) doc.prevResult = formatResult(withRouteGateways(prev), ctx.conf.cniVersion || prev.cniVersion);
   if (ctx.conf.cniVersion) doc.cniVersion = ctx.conf.cniVersion;
   await invokeDelegate("CHECK", saved.doc.type, goMarshal(doc), ctx.args);
 }

@@ -10,8 +10,13 @@ import { gcReservations } from "../../shared/ipam/gc.js";
 
 /** host-local: addresses from range sets, one file per address under `<dataDir>/<network>`. */
 
+/**
+ * CNI_ARGS only carry the addresses an ADD asks for (`IP=`): DEL and GC do not parse them, so an argument
+ * the reference refuses cannot fail a teardown on every retry.
+ */
 function load({ conf, args }: CallContext) {
-  return loadIpamConfig(conf, args.args);
+  const needsArgs = args.command === "ADD" || args.command === "CHECK";
+  return loadIpamConfig(conf, needsArgs ? args.args : "");
 }
 
 async function cmdAdd(ctx: CallContext): Promise<Result> {

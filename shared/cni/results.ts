@@ -54,7 +54,8 @@ function routeOf(r: Route, withV11: boolean): Route {
 }
 
 function interfaceOf(i: Interface, withV11: boolean): Interface {
-  const out: Interface = { name: i.name };
+  // Go's Interface.Name has no omitempty: a result always names its interfaces, "" if need be.
+  const out: Interface = { name: i.name ?? "" };
   if (i.mac) out.mac = i.mac;
   if (withV11 && i.mtu) out.mtu = i.mtu;
   if (i.sandbox) out.sandbox = i.sandbox;

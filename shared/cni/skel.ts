@@ -116,13 +116,9 @@ async function decodeNetConf(
   } catch (err) {
     throw plugin?.configContext ? wrapError(plugin.configContext, err) : err;
   }
+  const drop = teardown ? (e: CniError) => skipped.push(e.msg) : undefined;
   for (const schema of plugin?.schema ? [netConfSchema, plugin.schema] : [netConfSchema]) {
-    try {
-      await validateSchema(schema, conf);
-    } catch (err) {
-      if (!teardown) throw err;
-      skipped.push((err as CniError).msg);
-    }
+    await validateSchema(schema, conf, drop);
   }
   if (skipped.length > 0) {
     teardown?.log.warn("tearing down with the config keys that decode; left out", {

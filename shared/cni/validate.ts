@@ -61,9 +61,42 @@ function describe(e: ErrorObject, doc: unknown): CniError {
   );
 }
 
-/** Checks `doc` against `schema`; the first violation becomes a code 7 (or 2) CNI error. */
-export async function validateSchema<T>(schema: JsonSchema, doc: unknown): Promise<T> {
+/**
+ * Checks `doc` against `schema`; the first violation becomes a code 7 (or 2) CNI error. With
+ * `dropInvalid` (a teardown), a violation is reported instead and the object member holding it is
+ * removed from `doc` (the whole `routes` list for a bad route), until what is left validates.
+ */
+export async function validateSchema<T>(
+  schema: JsonSchema,
+  doc: unknown,
+  dropInvalid?: (err: CniError) => void,
+): Promise<T> {
   const fn = await compile(schema);
-  if (!fn(doc)) throw describe(fn.errors![0]!, doc);
+  for (let tries = 0; !fn(doc); tries++) {
+    const e = fn.errors![0]!;
+    if (!dropInvalid || tries >= 32 || !dropMemberAt(doc, e.instancePath)) throw describe(e, doc);
+    dropInvalid(describe(e, doc));
+  }
   return doc as T;
+}
+
+/** Removes the deepest object member on a JSON pointer path; false when the path names no member. */
+function dropMemberAt(doc: unknown, pointer: string): boolean {
+  const path = pointer
+    .split("/")
+    .slice(1)
+    .map((k) => k.replace(/~1/g, "/").replace(/~0/g, "~"));
+  let owner: Record<string, unknown> | undefined;
+  let key: string | undefined;
+  let node = doc;
+  for (const k of path) {
+    if (node && typeof node === "object" && !Array.isArray(node)) {
+      owner = node as Record<string, unknown>;
+      key = k;
+    }
+    node = (node as Record<string, unknown> | undefined)?.[k];
+  }
+  if (!owner || key === undefined) return false;
+  delete owner[key];
+  return true;
 }

@@ -1,3 +1,4 @@
+import type { Result } from "../cni/types.js";
 import { familyOf } from "../net/ipnet.js";
 
 /**
@@ -6,18 +7,17 @@ import { familyOf } from "../net/ipnet.js";
  * (ip.ValidateExpectedRoute) then filters the pod's routes on gw = nil and fails on every flannel pod
  * ("Expected Route {Dst:10.244.0.0/16 GW:<nil>} not found in routing table"); the reference flannel
  * never delegated CHECK, so nobody saw it. Before forwarding CHECK, the prevResult's gateway-less routes
- * get the gateway ConfigureIface used: that of the last address of the same family that has one.
+ * get the gateway ConfigureIface used: that of the last address of the same family that has one. The
+ * prevResult is the decoded one (results.ts), so malformed entries were refused by name before this.
  */
-export function withRouteGateways(prevResult: Record<string, unknown>): Record<string, unknown> {
-  const ips = Array.isArray(prevResult.ips) ? (prevResult.ips as Array<Record<string, unknown>>) : [];
+export function withRouteGateways(prevResult: Result): Result {
   const gateway: Record<4 | 6, string | undefined> = { 4: undefined, 6: undefined };
-  for (const ip of ips) {
-    if (typeof ip.address !== "string" || typeof ip.gateway !== "string") continue;
-    gateway[familyOf(ip.address)] = ip.gateway;
+  for (const ip of prevResult.ips ?? []) {
+    if (ip.gateway) gateway[familyOf(ip.address)] = ip.gateway;
   }
-  if (!Array.isArray(prevResult.routes)) return prevResult;
-  const routes = (prevResult.routes as Array<Record<string, unknown>>).map((r) => {
-    if (r.gw || typeof r.dst !== "string") return r;
+  if (!prevResult.routes) return prevResult;
+  const routes = prevResult.routes.map((r) => {
+    if (r.gw) return r;
     const gw = gateway[familyOf(r.dst)];
     return gw ? { ...r, gw } : r;
   });

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../fs/atomic-file.js";
+import { goFileError } from "../fs/go-errors.js";
 
 /**
  * The delegate configs flannel saves at ADD so DEL can replay them: `<dataDir>/<containerID>`, the exact
@@ -27,7 +28,12 @@ function absent(err: unknown): boolean {
  * the truncated file that once made DEL fail forever (flannel-io/flannel#1662).
  */
 export function saveDelegateConfig(dataDir: string, containerId: string, bytes: Buffer): void {
-  writeFileAtomic(savedConfigPath(dataDir, containerId), bytes, { mode: 0o600, dirMode: 0o700 });
+  const path = savedConfigPath(dataDir, containerId);
+  try {
+    writeFileAtomic(path, bytes, { mode: 0o600, dirMode: 0o700 });
+  } catch (err) {
+    throw goFileError(err, path);
+  }
 }
 
 /**
@@ -39,7 +45,7 @@ export function readSavedConfig(dataDir: string, containerId: string): Buffer | 
     return readFileSync(savedConfigPath(dataDir, containerId));
   } catch (err) {
     if (absent(err)) return undefined;
-    throw err;
+    throw goFileError(err, savedConfigPath(dataDir, containerId));
   }
 }
 
@@ -48,7 +54,7 @@ export function removeSavedConfig(dataDir: string, containerId: string): void {
   try {
     unlinkSync(savedConfigPath(dataDir, containerId));
   } catch (err) {
-    if (!absent(err)) throw err;
+    if (!absent(err)) throw goFileError(err, savedConfigPath(dataDir, containerId), "remove");
   }
 }
 
@@ -60,7 +66,7 @@ export function listSavedContainerIds(dataDir: string): string[] {
       .map((e) => e.name);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw err;
+    throw goFileError(err, dataDir);
   }
 }
 

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { DNS } from "../cni/types.js";
-import { goFileError } from "./go-errors.js";
+import { goFileError } from "../fs/go-errors.js";
 
 /**
  * The reference's parseResolvConf: `nameserver` lines append, `domain` sets, `search` and `options`

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { closeSync, constants, existsSync, openSync } from "node:fs";
-import { goFileError } from "./go-errors.js";
+import { goFileError } from "../fs/go-errors.js";
 
 /**
  * An exclusive flock(2) on a file, compatible with the reference host-local, which locks `<dir>/lock`

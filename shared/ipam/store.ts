@@ -14,8 +14,8 @@ import {
 } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { validateContainerId, validateNetworkName } from "../cni/env.js";
+import { goFileError } from "../fs/go-errors.js";
 import { formatIp, type IP, parseIp } from "./address.js";
-import { goFileError } from "./go-errors.js";
 
 /**
  * The reference's on-disk store (backend/disk), byte for byte: `<dataDir>/<network>/<ip>` holds

@@ -277,10 +277,11 @@ function resultProblems(
   const ifaces = doc.interfaces;
   if (ifaces !== undefined) {
     if (!Array.isArray(ifaces)) p.push("interfaces is not an array");
+    // Go's Interface.Name has no omitempty: a chained plugin passes a nameless prevResult
+    // interface on as "name": "", which is a valid result.
     else
       for (const i of ifaces)
-        if (typeof i?.name !== "string" || i.name === "")
-          p.push(`interface without name ${JSON.stringify(i)}`);
+        if (typeof i?.name !== "string") p.push(`interface without name ${JSON.stringify(i)}`);
   }
   const ips = doc.ips;
   if (ips !== undefined) {

@@ -350,4 +350,42 @@ teardown("a key of the wrong type fails ADD but is left out of DEL, which then r
   assert.equal(seen, { cniVersion: "1.0.0", name: "n", type: "typed", keep: "me" });
 });
 
+teardown(
+  "a member the schema refuses is removed from DEL's config (the whole list for a bad entry)",
+  async () => {
+    let seen: Record<string, unknown> | undefined;
+    const p: Plugin = {
+      name: "routed",
+      schema: {
+        type: "object",
+        properties: {
+          ipam: {
+            type: "object",
+            properties: {
+              routes: { type: "array", items: { type: "object", required: ["dst"], properties: {} } },
+              dataDir: { type: "string" },
+            },
+          },
+        },
+      },
+      async del(ctx) {
+        seen = ctx.conf;
+      },
+    };
+    const doc = {
+      cniVersion: "1.0.0",
+      name: "n",
+      type: "routed",
+      ipam: { routes: [{ dst: "0.0.0.0/0" }, {}], dataDir: "/d" },
+    };
+    await expectError(
+      runVerb(p, call("CHECK", doc), log),
+      7,
+      "invalid network config: /ipam/routes/1 must have required property 'dst'",
+    );
+    await runVerb(p, call("DEL", doc), log);
+    assert.equal(seen?.ipam, { dataDir: "/d" });
+  },
+);
+
 teardown.run();

@@ -215,7 +215,7 @@ test("CHECK's prevResult: gateway-less routes get their family's gateway, as Con
     { dst: "0.0.0.0/0", gw: "10.1.17.254" },
   ]);
   assert.equal(prev.routes[0], { dst: "10.1.0.0/16" }, "the input is not modified");
-  const noGw = { ips: [{ address: "10.1.17.2/24" }], routes: [{ dst: "10.1.0.0/16" }] };
+  const noGw = { cniVersion: "1.0.0", ips: [{ address: "10.1.17.2/24" }], routes: [{ dst: "10.1.0.0/16" }] };
   assert.equal(withRouteGateways(noGw).routes, [{ dst: "10.1.0.0/16" }]);
 });
 

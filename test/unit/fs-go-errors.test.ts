@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { goFileError } from "../../shared/ipam/go-errors.js";
+import { goFileError } from "../../shared/fs/go-errors.js";
 
 function errorOf(fn: () => unknown): unknown {
   try {

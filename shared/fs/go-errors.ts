@@ -42,5 +42,5 @@ export function goFileError(err: unknown, path: string, op = "open"): Error {
     : ((e.code && STRERROR[e.code]) ?? libuvDescription(e.message ?? String(err)));
   // EISDIR surfaces on read, not open, in Go.
   const verb = e.code === "EISDIR" ? "read" : op;
-  return new Error(`${verb} ${path}: ${reason}`);
+  return new Error(`${verb} ${path}: ${reason}`, { cause: err });
 }
