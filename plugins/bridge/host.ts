@@ -26,7 +26,7 @@ import {
   ipBatch,
   ipBatchThenPod,
 } from "../../shared/net/ip.js";
-import { canonicalCidr } from "../../shared/net/ipnet.js";
+import { formatCidr, parseCidr } from "../../shared/net/ipaddr.js";
 import {
   isPromisc,
   kindOf,
@@ -129,10 +129,10 @@ interface Seen {
 function staleAddrs(before: AddrRecord[], gateways: string[]): { stale: AddrRecord[]; first?: string } {
   const stale = new Map<string, AddrRecord>();
   let first: string | undefined;
-  const own = new Set(gateways.map(canonicalCidr));
+  const own = new Set(gateways.map((g) => formatCidr(parseCidr(g))));
   for (const gw of gateways) {
     for (const a of conflictingAddrs(before, gw)) {
-      const cidr = canonicalCidr(addrCidr(a));
+      const cidr = formatCidr(parseCidr(addrCidr(a)));
       if (own.has(cidr)) continue;
       stale.set(cidr, a);
       first ??= gw;

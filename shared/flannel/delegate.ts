@@ -1,6 +1,6 @@
 import { CniError, ErrorCode } from "../cni/errors.js";
 import type { NetConf } from "../cni/types.js";
-import { parseCidr, parseIp } from "./cidr.js";
+import { formatCidr, formatIp, parseCidr, parseIp } from "../net/ipaddr.js";
 import { inStructOrder } from "./go-json.js";
 import type { SubnetEnv } from "./subnet-env.js";
 
@@ -46,10 +46,10 @@ function routeOf(raw: unknown, i: number): Record<string, unknown> {
   if (typeof r.dst !== "string") throw fail("dst must be a CIDR string");
   const out: Record<string, unknown> = {};
   try {
-    out.dst = parseCidr(r.dst).address;
+    out.dst = formatCidr(parseCidr(r.dst));
     if (r.gw !== undefined && r.gw !== null && r.gw !== "") {
       if (typeof r.gw !== "string") throw new Error("gw must be a string");
-      out.gw = parseIp(r.gw);
+      out.gw = formatIp(parseIp(r.gw));
     }
   } catch (err) {
     throw fail((err as Error).message);

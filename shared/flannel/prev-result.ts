@@ -1,4 +1,4 @@
-import { familyOf } from "../net/ipnet.js";
+import { familyOfText } from "../net/ipaddr.js";
 
 /**
  * flannel's delegate routes carry no `gw`: bridge (ipam.ConfigureIface) installs each gateway-less route
@@ -13,12 +13,12 @@ export function withRouteGateways(prevResult: Record<string, unknown>): Record<s
   const gateway: Record<4 | 6, string | undefined> = { 4: undefined, 6: undefined };
   for (const ip of ips) {
     if (typeof ip.address !== "string" || typeof ip.gateway !== "string") continue;
-    gateway[familyOf(ip.address)] = ip.gateway;
+    gateway[familyOfText(ip.address)] = ip.gateway;
   }
   if (!Array.isArray(prevResult.routes)) return prevResult;
   const routes = (prevResult.routes as Array<Record<string, unknown>>).map((r) => {
     if (r.gw || typeof r.dst !== "string") return r;
-    const gw = gateway[familyOf(r.dst)];
+    const gw = gateway[familyOfText(r.dst)];
     return gw ? { ...r, gw } : r;
   });
   return { ...prevResult, routes };
