@@ -6,14 +6,10 @@ import type { CallContext, Plugin } from "../../shared/cni/plugin.js";
 import { parseResult } from "../../shared/cni/results.js";
 import type { JsonSchema } from "../../shared/cni/schemas.js";
 import type { Result } from "../../shared/cni/types.js";
-import {
-  buildDelegateConfig,
-  delegateType,
-  type FlannelNetConf,
-  ipamType,
-} from "../../shared/flannel/delegate.js";
-import { goMarshal } from "../../shared/flannel/go-json.js";
-import { withRouteGateways } from "../../shared/flannel/prev-result.js";
+import { DEFAULT_SUBNET_FILE, readSubnetEnv, type SubnetEnv } from "../../shared/flannel/subnet-env.js";
+import { buildDelegateConfig, delegateType, type FlannelNetConf, ipamType } from "./delegate.js";
+import { goMarshal } from "./go-json.js";
+import { withRouteGateways } from "./prev-result.js";
 import {
   DEFAULT_DATA_DIR,
   listSavedContainerIds,
@@ -22,8 +18,7 @@ import {
   readSavedConfig,
   removeSavedConfig,
   saveDelegateConfig,
-} from "../../shared/flannel/saved-config.js";
-import { DEFAULT_SUBNET_FILE, readSubnetEnv, type SubnetEnv } from "../../shared/flannel/subnet-env.js";
+} from "./saved-config.js";
 
 /**
  * flannel: a meta plugin. It combines its config with the node's lease from flanneld's subnet.env into a

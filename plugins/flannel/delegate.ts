@@ -1,8 +1,8 @@
-import { CniError, ErrorCode } from "../cni/errors.js";
-import type { NetConf } from "../cni/types.js";
-import { formatCidr, formatIp, parseCidr, parseIp } from "../net/ipaddr.js";
+import { CniError, ErrorCode } from "../../shared/cni/errors.js";
+import type { NetConf } from "../../shared/cni/types.js";
+import type { SubnetEnv } from "../../shared/flannel/subnet-env.js";
+import { formatCidr, formatIp, parseCidr, parseIp } from "../../shared/net/ipaddr.js";
 import { inStructOrder } from "./go-json.js";
-import type { SubnetEnv } from "./subnet-env.js";
 
 /** The flannel plugin's network configuration (flannel-io/cni-plugin `NetConf`). */
 export interface FlannelNetConf extends NetConf {

@@ -1,4 +1,4 @@
-import { familyOfText } from "../net/ipaddr.js";
+import { familyOfText } from "../../shared/net/ipaddr.js";
 
 /**
  * flannel's delegate routes carry no `gw`: bridge (ipam.ConfigureIface) installs each gateway-less route

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../fs/atomic-file.js";
+import { writeFileAtomic } from "../../shared/fs/atomic-file.js";
 
 /**
  * The delegate configs flannel saves at ADD so DEL can replay them: `<dataDir>/<containerID>`, the exact
