@@ -28,7 +28,7 @@ import { checkPodNames } from "./host.js";
  * on the bridge, then the addresses and routes inside the pod. The host links and the pod are read in one
  * process, through ip (the caller's /sys may show another namespace).
  */
-const fail = (msg: string) => new CniError(ErrorCode.Internal, msg);
+const fail = (msg: string, options?: ErrorOptions) => new CniError(ErrorCode.Internal, msg, "", options);
 
 export async function checkPod(n: BridgeSettings, args: CmdArgs, prev: Result): Promise<void> {
   const interfaces = prev.interfaces ?? [];
@@ -132,7 +132,8 @@ async function readLinks(
     }));
   } catch (err) {
     // A pod that cannot be read shows nothing, as the reference's failed netns lookups do.
-    if (!(err instanceof IpBatchError && err.stage === "pod")) throw fail((err as Error).message);
+    if (!(err instanceof IpBatchError && err.stage === "pod"))
+      throw fail((err as Error).message, { cause: err });
     host = err.hostReads;
   }
   const hostLinks = new Map<string, LinkRecord>();

@@ -36,7 +36,7 @@ export function podPlan(n: BridgeSettings, pod: PodRef, result: Result): PodPlan
     try {
       cfg = configureIface(pod.ifname, layout);
     } catch (err) {
-      throw new CniError(ErrorCode.Internal, (err as Error).message);
+      throw new CniError(ErrorCode.Internal, (err as Error).message, "", { cause: err });
     }
     sysctls.push(...cfg.sysctls);
     cmds = cfg.cmds;

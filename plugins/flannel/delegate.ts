@@ -39,7 +39,8 @@ function isInt(v: unknown): v is number {
  * keeps its host bits, addresses normalised, zero-valued optional fields omitted, struct key order.
  */
 function routeOf(raw: unknown, i: number): Record<string, unknown> {
-  const fail = (why: string) => new Error(`failed to parse ipam.routes: routes[${i}]: ${why}`);
+  const fail = (why: string, options?: ErrorOptions) =>
+    new Error(`failed to parse ipam.routes: routes[${i}]: ${why}`, options);
   if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw fail("not an object");
   const r = raw as Record<string, unknown>;
   // Go would marshal a missing dst as "<nil>", which no delegate can parse; refuse it here instead.
@@ -52,7 +53,7 @@ function routeOf(raw: unknown, i: number): Record<string, unknown> {
       out.gw = formatIp(parseIp(r.gw));
     }
   } catch (err) {
-    throw fail((err as Error).message);
+    throw fail((err as Error).message, { cause: err });
   }
   for (const k of ["mtu", "advmss", "priority"] as const) {
     if (r[k] === undefined || r[k] === null) continue;
@@ -94,6 +95,8 @@ export function delegateIpam(conf: FlannelNetConf, env: SubnetEnv): Record<strin
     throw new CniError(
       ErrorCode.InvalidNetworkConfig,
       `failed to assemble Delegate IPAM: failed to read IPAM routes: ${(err as Error).message}`,
+      "",
+      { cause: err },
     );
   }
   for (const dst of [...env.networks, ...env.ipv6Networks]) routes.push(inStructOrder({ dst }));

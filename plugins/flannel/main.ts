@@ -54,6 +54,8 @@ function loadSubnetEnv(ctx: Ctx): SubnetEnv {
     throw new CniError(
       ErrorCode.Internal,
       `failed to load flannel 'subnet.env' file: ${(err as Error).message}. Check the flannel pod log for this node.`,
+      "",
+      { cause: err },
     );
   }
 }
@@ -140,6 +142,8 @@ async function cmdDel(ctx: Ctx): Promise<void> {
     throw new CniError(
       ErrorCode.IOFailure,
       `failed to read the saved delegate config: ${(err as Error).message}`,
+      "",
+      { cause: err },
     );
   }
   // Per spec, DEL of something already gone succeeds.
@@ -314,6 +318,8 @@ async function cmdStatus(ctx: Ctx): Promise<void> {
     throw new CniError(
       ErrorCode.PluginNotAvailable,
       `flannel subnet.env is not ready: ${(err as Error).message}. Check the flannel pod log for this node.`,
+      "",
+      { cause: err },
     );
   }
   const paths = splitPath(ctx.args.path);
@@ -324,10 +330,12 @@ async function cmdStatus(ctx: Ctx): Promise<void> {
   ] as const) {
     try {
       findInPath(type, paths);
-    } catch {
+    } catch (err) {
       throw new CniError(
         ErrorCode.PluginNotAvailable,
         `${role} plugin ${JSON.stringify(type)} is not installed: not found in CNI_PATH [${paths.join(" ")}]`,
+        "",
+        { cause: err },
       );
     }
   }

@@ -212,7 +212,9 @@ export function parseConfig(conf: PortMapNetConf, opts: ParseOptions): PortMapCo
       prevResult = parseResult(conf.prevResult, conf.cniVersion);
     } catch (err) {
       problem(
-        new CniError(ErrorCode.DecodingFailure, `could not parse prevResult: ${(err as Error).message}`),
+        new CniError(ErrorCode.DecodingFailure, `could not parse prevResult: ${(err as Error).message}`, "", {
+          cause: err,
+        }),
       );
     }
   }

@@ -138,7 +138,8 @@ const result020Schema: JsonSchema = {
   properties: { cniVersion: str, ip4: ipConfig020, ip6: ipConfig020, dns: dnsSchema },
 };
 
-const decodeFailure = (msg: string) => new CniError(ErrorCode.DecodingFailure, msg);
+const decodeFailure = (msg: string, cause?: unknown) =>
+  new CniError(ErrorCode.DecodingFailure, msg, "", cause === undefined ? undefined : { cause });
 
 /** net.IPNet / net.IP fields are decoded by ParseCIDR / ParseIP, whose errors Go reports as these. */
 function checkCidr(value: unknown, field: string): void {
@@ -194,7 +195,7 @@ function decodeAs<T>(node: JsonNode, schema: JsonSchema): T {
   try {
     return goDecode(node, schema, "Result") as T;
   } catch (err) {
-    throw decodeFailure((err as Error).message);
+    throw decodeFailure((err as Error).message, err);
   }
 }
 
@@ -297,7 +298,7 @@ export function parsePrevResult(conf: Pick<NetConf, "cniVersion" | "prevResult">
     return parseResult(conf.prevResult, conf.cniVersion);
   } catch (err) {
     const e = err as CniError;
-    throw new CniError(ErrorCode.Internal, `could not parse prevResult: ${e.msg}`, e.details);
+    throw new CniError(ErrorCode.Internal, `could not parse prevResult: ${e.msg}`, e.details, { cause: err });
   }
 }
 

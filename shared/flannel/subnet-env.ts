@@ -110,7 +110,7 @@ export function readSubnetEnv(file: string): SubnetEnv {
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw new Error(goOpenError(file, err as NodeJS.ErrnoException));
+    throw new Error(goOpenError(file, err as NodeJS.ErrnoException), { cause: err });
   }
   return parseSubnetEnv(text, file);
 }

@@ -90,8 +90,8 @@ export const hostLocalSchema: JsonSchema = {
 
 const LEGACY_KEYS = ["subnet", "rangeStart", "rangeEnd", "gateway"] as const;
 
-function configError(msg: string): CniError {
-  return new CniError(ErrorCode.InvalidNetworkConfig, msg);
+function configError(msg: string, options?: ErrorOptions): CniError {
+  return new CniError(ErrorCode.InvalidNetworkConfig, msg, "", options);
 }
 
 /** A net.IP field: empty means unset; anything else must parse (Go's "invalid IP address: x"). */
@@ -199,7 +199,7 @@ export function loadIpamConfig(conf: NetConf, envArgs: string): IpamConfig {
     try {
       return canonicalizeRangeSet(set);
     } catch (err) {
-      throw configError(`invalid range set ${i}: ${(err as Error).message}`);
+      throw configError(`invalid range set ${i}: ${(err as Error).message}`, { cause: err });
     }
   });
 

@@ -21,5 +21,5 @@ export function goFileError(err: unknown, path: string, op = "open"): Error {
   const reason = (e.code && STRERROR[e.code]) ?? e.message;
   // EISDIR surfaces on read, not open, in Go.
   const verb = e.code === "EISDIR" ? "read" : op;
-  return new Error(`${verb} ${path}: ${reason}`);
+  return new Error(`${verb} ${path}: ${reason}`, { cause: err });
 }

@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { buildDelegateConfig, type FlannelNetConf } from "../../plugins/flannel/delegate.js";
 import { goMarshal } from "../../plugins/flannel/go-json.js";
 import { parseSubnetEnv } from "../../shared/flannel/subnet-env.js";
-import { cniErrorOf } from "../helpers/cni-error.js";
+import { cniErrorOf, rootCause } from "../helpers/cni-error.js";
 
 // The subnet.env files and inputs of flannel-io/cni-plugin's flannel_linux_test.go (section 1.4).
 const V4 =
@@ -185,6 +185,9 @@ test("ipam.routes: normalised like types.Route, malformed ones rejected", () => 
     );
   }
   assert.match(cniErrorOf(() => routes("nope" as unknown as unknown[])).msg, "failed to parse ipam.routes");
+  // The parse error is kept as the cause, under the two layers of context.
+  const e = cniErrorOf(() => routes([{ dst: "10.96.0.0" }]));
+  assert.is((rootCause(e) as Error).message, "invalid CIDR address: 10.96.0.0");
 });
 
 test.run();

@@ -20,13 +20,18 @@ test("resolv.conf: nameservers append, domain, all search and options tokens; co
     search: ["a.example", "b.example", "c.example"],
     options: ["ndots:5", "edns0"],
   });
-  let msg = "";
+  let thrown: Error | undefined;
   try {
     parseResolvConf(join(dir, "missing"));
   } catch (err) {
-    msg = (err as Error).message;
+    thrown = err as Error;
   }
-  assert.is(msg, `open ${join(dir, "missing")}: no such file or directory`);
+  assert.is(thrown?.message, `open ${join(dir, "missing")}: no such file or directory`);
+  assert.is(
+    (thrown?.cause as NodeJS.ErrnoException | undefined)?.code,
+    "ENOENT",
+    "the errno error is the cause",
+  );
 });
 
 test.run();
