@@ -3,7 +3,15 @@ import { CniError, ErrorCode } from "../../shared/cni/errors.js";
 import type { Interface, Result } from "../../shared/cni/types.js";
 import { addrShowIfExists, addrsOf } from "../../shared/net/addr.js";
 import { batchWordProblem, IpBatchError, type IpReads, ipBatchThenPod } from "../../shared/net/ip.js";
-import { familyOf, networkOf, parseIpNet } from "../../shared/net/ipnet.js";
+import {
+  type Cidr,
+  cidrEqual,
+  familyOfText,
+  ipEqual,
+  networkOf,
+  parseCidr,
+  parseIp,
+} from "../../shared/net/ipaddr.js";
 import {
   isPromisc,
   kindOf,
@@ -20,7 +28,7 @@ import { checkPodNames } from "./host.js";
  * on the bridge, then the addresses and routes inside the pod. The host links and the pod are read in one
  * process, through ip (the caller's /sys may show another namespace).
  */
-const fail = (msg: string) => new CniError(ErrorCode.Internal, msg);
+const fail = (msg: string, options?: ErrorOptions) => new CniError(ErrorCode.Internal, msg, "", options);
 
 export async function checkPod(n: BridgeSettings, args: CmdArgs, prev: Result): Promise<void> {
   const interfaces = prev.interfaces ?? [];
@@ -56,33 +64,33 @@ export async function checkPod(n: BridgeSettings, args: CmdArgs, prev: Result): 
   const main = (r: RouteRecord) => r.table === undefined || r.table === "main";
   const routesOf = (f: 4 | 6) => (f === 4 ? routes4 : routes6).filter(main);
   for (const ip of prev.ips ?? []) {
-    const want = parseIpNet(ip.address);
-    if (!addrs.some((a) => parseIpNet(a.local).ip === want.ip && a.prefixlen === want.prefix)) {
+    const want = parseCidr(ip.address);
+    const family = want.ip.family;
+    if (!addrs.some((a) => cidrEqual({ ip: parseIp(a.local), prefix: a.prefixlen }, want))) {
       throw fail(`Failed to match addr ${ip.address} on interface ${args.ifname}`);
     }
-    const prefix = networkOf(ip.address);
-    if (!routesOf(want.family).some((r) => sameNet(routeDst(r, want.family), prefix))) {
+    const prefix = networkOf(want);
+    if (!routesOf(family).some((r) => sameNet(routeDst(r, family), prefix))) {
       throw fail(`Failed to find Gateway ${ip.gateway ?? "<nil>"} for interface ${args.ifname}`);
     }
   }
   // ValidateExpectedRoute: a default route is looked up by its absent destination alone.
   for (const r of prev.routes ?? []) {
-    const family = familyOf(r.dst);
-    const dst = parseIpNet(r.dst);
+    const family = familyOfText(r.dst);
+    const dst = parseCidr(r.dst);
     const isDefault = dst.prefix === 0;
     const found = routesOf(family).some((k) => {
       if (isDefault) return k.dst === "default";
-      if (!sameNet(routeDst(k, family), networkOf(r.dst))) return false;
-      return !r.gw || (k.gateway !== undefined && parseIpNet(k.gateway).ip === parseIpNet(r.gw).ip);
+      if (!sameNet(routeDst(k, family), networkOf(dst))) return false;
+      return !r.gw || (k.gateway !== undefined && ipEqual(parseIp(k.gateway), parseIp(r.gw)));
     });
     if (!found) throw fail(`Expected Route {Dst:${r.dst} GW:${r.gw ?? "<nil>"}} not found in routing table`);
   }
 }
 
-function sameNet(a: string, b: string): boolean {
-  const x = parseIpNet(a);
-  const y = parseIpNet(b);
-  return x.ip === y.ip && x.prefix === y.prefix;
+/** Whether a kernel route's destination (`ip`'s text, host bits cleared) is the network `b`. */
+function sameNet(a: string, b: Cidr): boolean {
+  return cidrEqual(parseCidr(a), b);
 }
 
 function checkBridge(intf: Interface, n: BridgeSettings, link: LinkRecord | undefined): { name: string } {
@@ -124,7 +132,8 @@ async function readLinks(
     }));
   } catch (err) {
     // A pod that cannot be read shows nothing, as the reference's failed netns lookups do.
-    if (!(err instanceof IpBatchError && err.stage === "pod")) throw fail((err as Error).message);
+    if (!(err instanceof IpBatchError && err.stage === "pod"))
+      throw fail((err as Error).message, { cause: err });
     host = err.hostReads;
   }
   const hostLinks = new Map<string, LinkRecord>();

@@ -1,10 +1,19 @@
 import type { Result } from "../../shared/cni/types.js";
-import { defaultDst, familyOf, firstHost, type IpFamily, parseIpNet } from "../../shared/net/ipnet.js";
+import {
+  cidrEqual,
+  type Family,
+  familyOfText,
+  firstHost,
+  formatIp,
+  parseCidr,
+  parseIp,
+  tryParseCidr,
+} from "../../shared/net/ipaddr.js";
 import type { BridgeSettings } from "./config.js";
 
 /** The bridge-side gateway addresses of one family ("10.244.1.1/24"). */
 export interface FamilyGateways {
-  family: IpFamily;
+  family: Family;
   gws: string[];
 }
 
@@ -18,19 +27,19 @@ export function calcGateways(
   result: Result,
   n: Pick<BridgeSettings, "isGW" | "isDefaultGW">,
 ): FamilyGateways[] {
-  const byFamily = new Map<IpFamily, FamilyGateways & { defaultRouteFound: boolean }>();
+  const byFamily = new Map<Family, FamilyGateways & { defaultRouteFound: boolean }>();
   result.routes ??= [];
   for (const ipc of result.ips ?? []) {
-    const family = familyOf(ipc.address);
+    const family = familyOfText(ipc.address);
     let g = byFamily.get(family);
     if (!g) {
       g = { family, gws: [], defaultRouteFound: false };
       byFamily.set(family, g);
     }
     ipc.interface = 2;
-    if (!ipc.gateway && n.isGW) ipc.gateway = firstHost(ipc.address);
+    if (!ipc.gateway && n.isGW) ipc.gateway = formatIp(firstHost(parseCidr(ipc.address)));
     if (n.isDefaultGW) {
-      const dflt = defaultDst(family);
+      const dflt = family === 4 ? "0.0.0.0/0" : "::/0";
       if (!g.defaultRouteFound) {
         g.defaultRouteFound = result.routes.some((r) => r.gw && sameDst(r.dst, dflt));
       }
@@ -41,7 +50,7 @@ export function calcGateways(
       }
     }
     if (n.isGW && ipc.gateway) {
-      g.gws.push(`${parseIpNet(ipc.gateway).ip}/${parseIpNet(ipc.address).prefix}`);
+      g.gws.push(`${formatIp(parseIp(ipc.gateway))}/${parseCidr(ipc.address).prefix}`);
     }
   }
   return [...byFamily.values()]
@@ -50,11 +59,7 @@ export function calcGateways(
 }
 
 function sameDst(a: string, b: string): boolean {
-  try {
-    const x = parseIpNet(a);
-    const y = parseIpNet(b);
-    return x.ip === y.ip && x.prefix === y.prefix;
-  } catch {
-    return false;
-  }
+  const x = tryParseCidr(a);
+  const y = tryParseCidr(b);
+  return x !== undefined && y !== undefined && cidrEqual(x, y);
 }

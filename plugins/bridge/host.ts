@@ -26,7 +26,7 @@ import {
   ipBatch,
   ipBatchThenPod,
 } from "../../shared/net/ip.js";
-import { canonicalCidr } from "../../shared/net/ipnet.js";
+import { formatCidr, parseCidr } from "../../shared/net/ipaddr.js";
 import {
   isPromisc,
   kindOf,
@@ -65,8 +65,13 @@ export interface HostAttachment {
   addedGateways: string[];
 }
 
-const bridgeError = (brName: string, reason: string) =>
-  new CniError(ErrorCode.Internal, `failed to create bridge ${JSON.stringify(brName)}: ${reason}`);
+const bridgeError = (brName: string, reason: string, options?: ErrorOptions) =>
+  new CniError(
+    ErrorCode.Internal,
+    `failed to create bridge ${JSON.stringify(brName)}: ${reason}`,
+    "",
+    options,
+  );
 
 export interface PodRef {
   netns: string;
@@ -129,10 +134,10 @@ interface Seen {
 function staleAddrs(before: AddrRecord[], gateways: string[]): { stale: AddrRecord[]; first?: string } {
   const stale = new Map<string, AddrRecord>();
   let first: string | undefined;
-  const own = new Set(gateways.map(canonicalCidr));
+  const own = new Set(gateways.map((g) => formatCidr(parseCidr(g))));
   for (const gw of gateways) {
     for (const a of conflictingAddrs(before, gw)) {
-      const cidr = canonicalCidr(addrCidr(a));
+      const cidr = formatCidr(parseCidr(addrCidr(a)));
       if (own.has(cidr)) continue;
       stale.set(cidr, a);
       first ??= gw;
@@ -334,7 +339,7 @@ export async function attachPod(
       }
       if (err.stage === "pod") {
         state.addedGateways = gatewaysAdded(Number.POSITIVE_INFINITY);
-        throw new CniError(ErrorCode.Internal, err.message);
+        throw new CniError(ErrorCode.Internal, err.message, "", { cause: err });
       }
       // ip died without a command number: count everything as done.
       const at = err.index < 0 ? Number.POSITIVE_INFINITY : err.index - asked;
@@ -352,9 +357,9 @@ export async function attachPod(
         if (await readLink(hostVeth)) continue; // the random host name was taken: pick another, as the reference
         throw new CniError(ErrorCode.Internal, `container veth name provided (${pod.ifname}) already exists`);
       }
-      if (err.index === -1) throw new CniError(ErrorCode.Internal, err.reason);
-      if (at < p.vethAt) throw bridgeError(n.brName, err.message);
-      throw new CniError(ErrorCode.Internal, err.message);
+      if (err.index === -1) throw new CniError(ErrorCode.Internal, err.reason, "", { cause: err });
+      if (at < p.vethAt) throw bridgeError(n.brName, err.message, { cause: err });
+      throw new CniError(ErrorCode.Internal, err.message, "", { cause: err });
     }
     state.addedGateways = gatewaysAdded(Number.POSITIVE_INFINITY);
     if (n.vlan !== 0 || n.vlans.length > 0) {
@@ -365,7 +370,7 @@ export async function attachPod(
           removeDefault: n.preserveDefaultVlan ? 0 : defaultPvid(seen.br),
         });
       } catch (err) {
-        throw new CniError(ErrorCode.Internal, (err as Error).message);
+        throw new CniError(ErrorCode.Internal, (err as Error).message, "", { cause: err });
       }
     }
     // /proc/sys/net shows the namespace of the process that reads it: this one, whatever /sys shows.

@@ -231,7 +231,9 @@ function enableForwarding(gateways: string[]): void {
     if (gateways.some((g) => !g.includes(":"))) ensureSysctl("net/ipv4/ip_forward", "1");
     if (gateways.some((g) => g.includes(":"))) ensureSysctl("net/ipv6/conf/all/forwarding", "1");
   } catch (err) {
-    throw new CniError(ErrorCode.Internal, `failed to enable forwarding: ${(err as Error).message}`);
+    throw new CniError(ErrorCode.Internal, `failed to enable forwarding: ${(err as Error).message}`, "", {
+      cause: err,
+    });
   }
 }
 

@@ -3,7 +3,7 @@ import type { Result } from "../../shared/cni/types.js";
 import { addrShow, addrsOf } from "../../shared/net/addr.js";
 import { configureIface } from "../../shared/net/ifconfig.js";
 import { type IpCommand, type IpReads, ipBatch } from "../../shared/net/ip.js";
-import { familyOf } from "../../shared/net/ipnet.js";
+import { familyOfText } from "../../shared/net/ipaddr.js";
 import { type LinkRecord, linkSetUp, linkShow } from "../../shared/net/link.js";
 import { ifaceKey, type SysctlWrite } from "../../shared/net/sysctl.js";
 import type { BridgeSettings } from "./config.js";
@@ -36,7 +36,7 @@ export function podPlan(n: BridgeSettings, pod: PodRef, result: Result): PodPlan
     try {
       cfg = configureIface(pod.ifname, layout);
     } catch (err) {
-      throw new CniError(ErrorCode.Internal, (err as Error).message);
+      throw new CniError(ErrorCode.Internal, (err as Error).message, "", { cause: err });
     }
     sysctls.push(...cfg.sysctls);
     cmds = cfg.cmds;
@@ -55,7 +55,7 @@ export async function finishPod(
   reads: IpReads,
 ): Promise<string> {
   const link = reads[0]?.[0] as LinkRecord | undefined;
-  if (n.isLayer3 && n.enableDad && (result.ips ?? []).some((ip) => familyOf(ip.address) === 6)) {
+  if (n.isLayer3 && n.enableDad && (result.ips ?? []).some((ip) => familyOfText(ip.address) === 6)) {
     await settleAddresses(pod);
   }
   return link?.address ?? "";

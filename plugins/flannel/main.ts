@@ -6,14 +6,10 @@ import type { CallContext, Plugin } from "../../shared/cni/plugin.js";
 import { formatResult, parsePrevResult, parseResult } from "../../shared/cni/results.js";
 import type { JsonSchema } from "../../shared/cni/schemas.js";
 import type { Result } from "../../shared/cni/types.js";
-import {
-  buildDelegateConfig,
-  delegateType,
-  type FlannelNetConf,
-  ipamType,
-} from "../../shared/flannel/delegate.js";
-import { goMarshal } from "../../shared/flannel/go-json.js";
-import { withRouteGateways } from "../../shared/flannel/prev-result.js";
+import { DEFAULT_SUBNET_FILE, readSubnetEnv, type SubnetEnv } from "../../shared/flannel/subnet-env.js";
+import { buildDelegateConfig, delegateType, type FlannelNetConf, ipamType } from "./delegate.js";
+import { goMarshal } from "./go-json.js";
+import { withRouteGateways } from "./prev-result.js";
 import {
   DEFAULT_DATA_DIR,
   listSavedContainerIds,
@@ -22,8 +18,7 @@ import {
   readSavedConfig,
   removeSavedConfig,
   saveDelegateConfig,
-} from "../../shared/flannel/saved-config.js";
-import { DEFAULT_SUBNET_FILE, readSubnetEnv, type SubnetEnv } from "../../shared/flannel/subnet-env.js";
+} from "./saved-config.js";
 
 /**
  * flannel: a meta plugin. It combines its config with the node's lease from flanneld's subnet.env into a
@@ -59,6 +54,8 @@ function loadSubnetEnv(ctx: Ctx): SubnetEnv {
     throw new CniError(
       ErrorCode.Internal,
       `failed to load flannel 'subnet.env' file: ${(err as Error).message}. Check the flannel pod log for this node.`,
+      "",
+      { cause: err },
     );
   }
 }
@@ -145,6 +142,8 @@ async function cmdDel(ctx: Ctx): Promise<void> {
     throw new CniError(
       ErrorCode.IOFailure,
       `failed to read the saved delegate config: ${(err as Error).message}`,
+      "",
+      { cause: err },
     );
   }
   // Per spec, DEL of something already gone succeeds.
@@ -323,6 +322,8 @@ async function cmdStatus(ctx: Ctx): Promise<void> {
     throw new CniError(
       ErrorCode.PluginNotAvailable,
       `flannel subnet.env is not ready: ${(err as Error).message}. Check the flannel pod log for this node.`,
+      "",
+      { cause: err },
     );
   }
   const paths = splitPath(ctx.args.path);
@@ -333,10 +334,12 @@ async function cmdStatus(ctx: Ctx): Promise<void> {
   ] as const) {
     try {
       findInPath(type, paths);
-    } catch {
+    } catch (err) {
       throw new CniError(
         ErrorCode.PluginNotAvailable,
         `${role} plugin ${JSON.stringify(type)} is not installed: not found in CNI_PATH [${paths.join(" ")}]`,
+        "",
+        { cause: err },
       );
     }
   }

@@ -1,8 +1,8 @@
-import { isIPv4, isIPv6, SocketAddress } from "node:net";
 import { CniError, ErrorCode } from "../../shared/cni/errors.js";
 import { parseResult } from "../../shared/cni/results.js";
 import type { JsonSchema } from "../../shared/cni/schemas.js";
 import type { NetConf, PortMapping, Result } from "../../shared/cni/types.js";
+import { formatCidr, formatIp, tryParseCidr, tryParseIp } from "../../shared/net/ipaddr.js";
 
 /** portmap's configuration keys (README.md), as the reference's PortMapConf declares them. */
 export interface PortMapNetConf extends NetConf {
@@ -142,39 +142,24 @@ function checkMapping(pm: PortMapping): PortMapping {
   return out;
 }
 
-/** The kernel's text form of an IPv6 address (inet_ntop: RFC 5952, as Go prints it too). */
-function ipv6Text(ip: string): string {
-  return new SocketAddress({ address: ip, family: "ipv6" }).address;
-}
-
 /**
  * Go's net.ParseIP followed by net.IP.String(): dotted decimal IPv4 without leading zeros (Go >= 1.17;
  * the reference v1.1.1 was built with Go 1.19, HEAD with 1.25), IPv6 without a zone, IPv4-mapped IPv6
  * read as IPv4; printed RFC 5952 for IPv6, as a dotted quad for IPv4. Undefined where ParseIP returns
- * nil. (Node's own parser and inet_ntop rather than ip-address: this runs on every ADD and the library
- * costs more to load.)
+ * nil.
  */
 export function parseHostIp(ip: string): { family: 4 | 6; ip: string } | undefined {
-  return canonicalIp(ip);
+  const parsed = tryParseIp(ip);
+  return parsed && { family: parsed.family, ip: formatIp(parsed) };
 }
 
-function canonicalIp(ip: string): { family: 4 | 6; ip: string } | undefined {
-  if (isIPv4(ip)) return { family: 4, ip };
-  if (!isIPv6(ip) || ip.includes("%")) return undefined;
-  const text = ipv6Text(ip);
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (mapped) return { family: 4, ip: mapped[1]! };
-  return { family: 6, ip: text };
-}
-
+/** A prevResult address (types.IPNet: net.ParseCIDR with the host bits kept). */
 export function containerNetOf(address: string): ContainerNet | undefined {
   if (typeof address !== "string") return undefined;
-  const [ip, len] = address.split("/");
-  const parsed = canonicalIp(ip ?? "");
-  if (!parsed || len === undefined || !/^\d{1,3}$/.test(len)) return undefined;
-  const prefix = Number(len);
-  if (prefix > (parsed.family === 4 ? 32 : 128)) return undefined;
-  return { family: parsed.family, ip: parsed.ip, prefix, cidr: `${parsed.ip}/${prefix}` };
+  const parsed = tryParseCidr(address);
+  if (!parsed) return undefined;
+  const { ip, prefix } = parsed;
+  return { family: ip.family, ip: formatIp(ip), prefix, cidr: formatCidr(parsed) };
 }
 
 /**
@@ -227,7 +212,9 @@ export function parseConfig(conf: PortMapNetConf, opts: ParseOptions): PortMapCo
       prevResult = parseResult(conf.prevResult, conf.cniVersion);
     } catch (err) {
       problem(
-        new CniError(ErrorCode.DecodingFailure, `could not parse prevResult: ${(err as Error).message}`),
+        new CniError(ErrorCode.DecodingFailure, `could not parse prevResult: ${(err as Error).message}`, "", {
+          cause: err,
+        }),
       );
     }
   }

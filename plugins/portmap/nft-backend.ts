@@ -84,7 +84,7 @@ async function listRules(family: 4 | 6): Promise<NftRule[]> {
   try {
     return (await listTableRules(nftFamily(family), TABLE)) ?? [];
   } catch (err) {
-    throw new Error(`could not list rules in table ${TABLE}: ${(err as Error).message}`);
+    throw new Error(`could not list rules in table ${TABLE}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -43,7 +43,7 @@ export function loadCniArgs(args: string, known: readonly string[]): Record<stri
         ignoreUnknown = parseArgBool(v);
       } catch (err) {
         const msg = `ARGS: error parsing value of pair ${goQuote(pair)}: ${(err as CniError).msg}`;
-        throw new CniError(ErrorCode.Internal, msg);
+        throw new CniError(ErrorCode.Internal, msg, "", { cause: err });
       }
       out[k] = v;
     } else if (known.includes(k)) {

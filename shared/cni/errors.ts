@@ -17,14 +17,19 @@ export const ErrorCode = {
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode] | number;
 
-/** A failure that reaches the runtime as the spec's error object. */
+/**
+ * A failure that reaches the runtime as the spec's error object. `cause` (ES2022) keeps the error it was
+ * made from, so a caller that retries can tell the kinds apart (a missing device, a refused connection)
+ * without parsing `msg`; the error document carries `code`, `msg` and `details` only.
+ */
 export class CniError extends Error {
   constructor(
     readonly code: ErrorCodeValue,
     readonly msg: string,
     readonly details = "",
+    options?: ErrorOptions,
   ) {
-    super(details ? `${msg}; ${details}` : msg);
+    super(details ? `${msg}; ${details}` : msg, options);
     this.name = "CniError";
   }
 
@@ -42,15 +47,21 @@ export class CniError extends Error {
   }
 }
 
-/** Wraps anything thrown into a CniError, keeping CNI errors as they are (skel does not wrap twice). */
+/**
+ * Wraps anything thrown into a CniError (code 999, the thrown value as its cause), keeping CNI errors as
+ * they are (skel does not wrap twice).
+ */
 export function toCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
-  if (err instanceof Error) return new CniError(ErrorCode.Internal, err.message);
-  return new CniError(ErrorCode.Internal, String(err));
+  if (err instanceof Error) return new CniError(ErrorCode.Internal, err.message, "", { cause: err });
+  return new CniError(ErrorCode.Internal, String(err), "", { cause: err });
 }
 
-/** Prefixes context onto an error, the way the reference plugins wrap with fmt.Errorf("...: %v"). */
+/**
+ * Prefixes context onto an error, the way the reference plugins wrap with fmt.Errorf("...: %w"): code and
+ * details carry over, and the wrapped error is the cause.
+ */
 export function wrapError(context: string, err: unknown): CniError {
   const e = toCniError(err);
-  return new CniError(e.code, `${context}: ${e.msg}`, e.details);
+  return new CniError(e.code, `${context}: ${e.msg}`, e.details, { cause: err });
 }

@@ -113,13 +113,18 @@ export function pluginError(stdout: string, stderr: string, exitMessage: string)
     if (stderr.length === 0) return new CniError(0, `netplugin failed with no error message: ${exitMessage}`);
     return new CniError(0, `netplugin failed: ${goQuote(stderr)}: ${exitMessage}`);
   }
-  const unparsable = (why: string) =>
-    new CniError(0, `netplugin failed but error parsing its diagnostic message ${goQuote(stdout)}: ${why}`);
+  const unparsable = (why: string, cause?: unknown) =>
+    new CniError(
+      0,
+      `netplugin failed but error parsing its diagnostic message ${goQuote(stdout)}: ${why}`,
+      "",
+      cause === undefined ? undefined : { cause },
+    );
   let doc: unknown;
   try {
     doc = JSON.parse(stdout);
   } catch (err) {
-    return unparsable((err as Error).message);
+    return unparsable((err as Error).message, err);
   }
   // Go decodes into its Error struct: null leaves it empty, other non-objects fail.
   if (doc !== null && (typeof doc !== "object" || Array.isArray(doc))) {
@@ -221,7 +226,14 @@ export async function invokeDelegate(
       // Go unmarshals into a map, so a "null" result is an empty one.
       out = (JSON.parse(stdout) as object | null) ?? {};
     } catch (err) {
-      throw new CniError(ErrorCode.Internal, `failed to unmarshal raw result: ${(err as Error).message}`);
+      throw new CniError(
+        ErrorCode.Internal,
+        `failed to unmarshal raw result: ${(err as Error).message}`,
+        "",
+        {
+          cause: err,
+        },
+      );
     }
   }
   if (!out) return undefined;
@@ -233,7 +245,7 @@ export async function invokeDelegate(
       v = (JSON.parse(stdin.toString("utf8")) as { cniVersion?: unknown } | null)?.cniVersion;
     } catch (err) {
       const msg = `decoding version from network config: ${(err as Error).message}`;
-      throw new CniError(ErrorCode.Internal, msg);
+      throw new CniError(ErrorCode.Internal, msg, "", { cause: err });
     }
     doc.cniVersion = typeof v === "string" && v !== "" ? v : "0.1.0";
   }

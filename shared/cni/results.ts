@@ -1,4 +1,4 @@
-import { ipTextFamily, isCidrText } from "../net/ip-text.js";
+import { familyOfText, tryParseCidr, tryParseIp } from "../net/ipaddr.js";
 import { CniError, ErrorCode } from "./errors.js";
 import { goDecode } from "./go-decode.js";
 import { goQuote } from "./goquote.js";
@@ -22,10 +22,9 @@ import { isSupported, resultFamily } from "./versions.js";
  * Internally every result is held in the 1.x layout (no ips[].version); `formatResult` renders a version.
  */
 
+/** The 0.x `version` of an address: "4" or "6". */
 function familyOf(cidrOrIp: string): "4" | "6" {
-  const ip = cidrOrIp.split("/")[0] ?? "";
-  // Every IPv6 text form has a colon and no IPv4 one does; node:net costs startup time for this alone.
-  return ip.includes(":") ? "6" : "4";
+  return familyOfText(cidrOrIp) === 6 ? "6" : "4";
 }
 
 function dnsOf(dns: unknown): DNS {
@@ -140,16 +139,17 @@ const result020Schema: JsonSchema = {
   properties: { cniVersion: str, ip4: ipConfig020, ip6: ipConfig020, dns: dnsSchema },
 };
 
-const decodeFailure = (msg: string) => new CniError(ErrorCode.DecodingFailure, msg);
+const decodeFailure = (msg: string, cause?: unknown) =>
+  new CniError(ErrorCode.DecodingFailure, msg, "", cause === undefined ? undefined : { cause });
 
 /** net.IPNet / net.IP fields are decoded by ParseCIDR / ParseIP, whose errors Go reports as these. */
 function checkCidr(value: unknown, field: string): void {
-  if (typeof value === "string" && !isCidrText(value)) {
+  if (typeof value === "string" && !tryParseCidr(value)) {
     throw decodeFailure(`${field}: invalid CIDR address: ${value}`);
   }
 }
 function checkIp(value: unknown, field: string): void {
-  if (typeof value === "string" && value !== "" && !ipTextFamily(value)) {
+  if (typeof value === "string" && value !== "" && !tryParseIp(value)) {
     throw decodeFailure(`${field}: invalid IP address: ${value}`);
   }
 }
@@ -196,7 +196,7 @@ function decodeAs<T>(node: JsonNode, schema: JsonSchema): T {
   try {
     return goDecode(node, schema, "Result") as T;
   } catch (err) {
-    throw decodeFailure((err as Error).message);
+    throw decodeFailure((err as Error).message, err);
   }
 }
 
@@ -299,7 +299,7 @@ export function parsePrevResult(conf: Pick<NetConf, "cniVersion" | "prevResult">
     return parseResult(conf.prevResult, conf.cniVersion);
   } catch (err) {
     const e = err as CniError;
-    throw new CniError(ErrorCode.Internal, `could not parse prevResult: ${e.msg}`, e.details);
+    throw new CniError(ErrorCode.Internal, `could not parse prevResult: ${e.msg}`, e.details, { cause: err });
   }
 }
 

@@ -52,7 +52,7 @@ function decodeStep<T>(prefix: string, fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    throw new CniError(ErrorCode.DecodingFailure, `${prefix}: ${(err as Error).message}`);
+    throw new CniError(ErrorCode.DecodingFailure, `${prefix}: ${(err as Error).message}`, "", { cause: err });
   }
 }
 
@@ -150,7 +150,7 @@ function atLeastOrDecodeError(version: string, floor: string): boolean {
   try {
     return atLeast(version, floor);
   } catch (err) {
-    throw new CniError(ErrorCode.DecodingFailure, (err as Error).message);
+    throw new CniError(ErrorCode.DecodingFailure, (err as Error).message, "", { cause: err });
   }
 }
 

@@ -25,7 +25,9 @@ export function readStdin(limit = STDIN_LIMIT, fd = 0): Buffer {
         continue;
       }
       if (code === "EOF" || code === "EBADF") break;
-      throw new CniError(ErrorCode.IOFailure, `error reading from stdin: ${(err as Error).message}`);
+      throw new CniError(ErrorCode.IOFailure, `error reading from stdin: ${(err as Error).message}`, "", {
+        cause: err,
+      });
     }
     if (n === 0) break;
     total += n;

@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { writeFileAtomic } from "../fs/atomic-file.js";
-import { firstHostCidr, type Network, parseNetwork } from "./cidr.js";
+import { firstHost, formatCidr, networkOf, parseCidr } from "../net/ipaddr.js";
 
 /**
  * `subnet.env`, the file flanneld writes for the CNI plugin (default /run/flannel/subnet.env). Networks and
@@ -20,12 +20,23 @@ export interface SubnetEnv {
 
 export const DEFAULT_SUBNET_FILE = "/run/flannel/subnet.env";
 
+/** `net.ParseCIDR(text)`'s network, in IPNet.String() form ("10.1.17.1/24" -> "10.1.17.0/24"). */
+function networkText(text: string): string {
+  return formatCidr(networkOf(parseCidr(text)));
+}
+
+/** The first address after the network address, with the prefix ("10.244.3.0/24" -> "10.244.3.1/24"). */
+function firstHostText(text: string): string {
+  const cidr = parseCidr(text);
+  return formatCidr({ ...cidr, ip: firstHost(cidr) });
+}
+
 function networkList(value: string): string[] {
   // Each FLANNEL_NETWORK line replaces the list; exact duplicates (address and mask) are dropped.
   const out: string[] = [];
   for (const cidr of value.split(",")) {
-    const n: Network = parseNetwork(cidr);
-    if (!out.includes(n.cidr)) out.push(n.cidr);
+    const n = networkText(cidr);
+    if (!out.includes(n)) out.push(n);
   }
   return out;
 }
@@ -72,13 +83,13 @@ export function parseSubnetEnv(text: string, file: string): SubnetEnv {
         env.networks = networkList(value);
         break;
       case "FLANNEL_SUBNET":
-        env.subnet = parseNetwork(value).cidr;
+        env.subnet = networkText(value);
         break;
       case "FLANNEL_IPV6_NETWORK":
         env.ipv6Networks = networkList(value);
         break;
       case "FLANNEL_IPV6_SUBNET":
-        env.ipv6Subnet = parseNetwork(value).cidr;
+        env.ipv6Subnet = networkText(value);
         break;
       case "FLANNEL_MTU":
         env.mtu = parseUint32(value);
@@ -99,7 +110,7 @@ export function readSubnetEnv(file: string): SubnetEnv {
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw new Error(goOpenError(file, err as NodeJS.ErrnoException));
+    throw new Error(goOpenError(file, err as NodeJS.ErrnoException), { cause: err });
   }
   return parseSubnetEnv(text, file);
 }
@@ -131,15 +142,12 @@ export interface SubnetFileContents {
 export function formatSubnetEnv(c: SubnetFileContents): string {
   const lines: string[] = [];
   if (c.network !== undefined && c.subnet !== undefined) {
-    lines.push(
-      `FLANNEL_NETWORK=${parseNetwork(c.network).cidr}`,
-      `FLANNEL_SUBNET=${firstHostCidr(c.subnet)}`,
-    );
+    lines.push(`FLANNEL_NETWORK=${networkText(c.network)}`, `FLANNEL_SUBNET=${firstHostText(c.subnet)}`);
   }
   if (c.ipv6Network !== undefined && c.ipv6Subnet !== undefined) {
     lines.push(
-      `FLANNEL_IPV6_NETWORK=${parseNetwork(c.ipv6Network).cidr}`,
-      `FLANNEL_IPV6_SUBNET=${firstHostCidr(c.ipv6Subnet)}`,
+      `FLANNEL_IPV6_NETWORK=${networkText(c.ipv6Network)}`,
+      `FLANNEL_IPV6_SUBNET=${firstHostText(c.ipv6Subnet)}`,
     );
   }
   lines.push(`FLANNEL_MTU=${c.mtu}`, `FLANNEL_IPMASQ=${c.ipMasq ? "true" : "false"}`);

@@ -2,7 +2,7 @@ import { validateContainerId, validateIfname } from "../cni/env.js";
 import { CniError, ErrorCode, wrapError } from "../cni/errors.js";
 import type { IPConfig } from "../cni/types.js";
 import type { Logger } from "../log.js";
-import { formatIp, type IP, ipEqual } from "./address.js";
+import { formatIp, type IP, ipEqual } from "../net/ipaddr.js";
 import type { IpamConfig } from "./config.js";
 import { withFileLock } from "./flock.js";
 import { roundRobin } from "./iterator.js";

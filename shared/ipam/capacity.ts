@@ -1,4 +1,4 @@
-import { ipEqual } from "./address.js";
+import { ipEqual } from "../net/ipaddr.js";
 import type { IpamConfig } from "./config.js";
 import { rangeSize } from "./range.js";
 import { rangeFor, rangeSetString } from "./range-set.js";

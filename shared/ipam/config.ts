@@ -4,7 +4,7 @@ import { goQuote } from "../cni/goquote.js";
 import { type JsonSchema, routeSchema } from "../cni/schemas.js";
 import type { NetConf, Route } from "../cni/types.js";
 import { atLeast } from "../cni/versions.js";
-import { formatIp, type IP, parseCidr, parseIp, parseIpOrCidr } from "./address.js";
+import { formatCidr, formatIp, type IP, tryParseCidr, tryParseIp, tryParseIpOrCidr } from "../net/ipaddr.js";
 import type { RangeInput } from "./range.js";
 import { canonicalizeRangeSet, type RangeSet, rangeSetsOverlap } from "./range-set.js";
 
@@ -90,14 +90,14 @@ export const hostLocalSchema: JsonSchema = {
 
 const LEGACY_KEYS = ["subnet", "rangeStart", "rangeEnd", "gateway"] as const;
 
-function configError(msg: string): CniError {
-  return new CniError(ErrorCode.InvalidNetworkConfig, msg);
+function configError(msg: string, options?: ErrorOptions): CniError {
+  return new CniError(ErrorCode.InvalidNetworkConfig, msg, "", options);
 }
 
 /** A net.IP field: empty means unset; anything else must parse (Go's "invalid IP address: x"). */
 function ipField(text: string | undefined): IP | undefined {
   if (text === undefined || text === "") return undefined;
-  const ip = parseIp(text);
+  const ip = tryParseIp(text);
   if (!ip) throw configError(`invalid IP address: ${text}`);
   return ip;
 }
@@ -105,7 +105,7 @@ function ipField(text: string | undefined): IP | undefined {
 function rangeInput(r: RangeJson): RangeInput {
   let subnet: RangeInput["subnet"];
   if (r.subnet !== undefined) {
-    subnet = parseCidr(r.subnet);
+    subnet = tryParseCidr(r.subnet);
     if (!subnet) throw configError(`invalid CIDR address: ${r.subnet}`);
   }
   return {
@@ -123,7 +123,7 @@ function rangeSetInputs(sets: RangeJson[][] | null | undefined): RangeInput[][] 
 /** An ip.IP list entry (`<ip>` or `<ip>/<len>`); "" decodes to no address and fails canonicalisation. */
 function requestedIp(text: string): IP | null {
   if (text === "") return null;
-  const ip = parseIpOrCidr(text);
+  const ip = tryParseIpOrCidr(text);
   if (ip) return ip;
   throw configError(`invalid IP address ${text}`);
 }
@@ -135,7 +135,7 @@ function requestedIp(text: string): IP | null {
 function requestedEnvIps(value: string): IP[] {
   return value.split(",").map((item) => {
     const text = item.trim();
-    const ip = parseIpOrCidr(text);
+    const ip = tryParseIpOrCidr(text);
     if (ip) return ip;
     // As shared/cni/args.ts reports LoadArgs failures: code 999, Go's %q.
     throw new CniError(
@@ -147,11 +147,11 @@ function requestedEnvIps(value: string): IP[] {
 
 /** Routes are copied into the result; their addresses print as the Go types re-marshal them. */
 function routeOf(r: Route): Route {
-  const dst = parseCidr(r.dst);
+  const dst = tryParseCidr(r.dst);
   if (!dst) throw configError(`invalid CIDR address: ${r.dst}`);
-  const out: Route = { dst: `${formatIp(dst.ip)}/${dst.prefix}` };
+  const out: Route = { dst: formatCidr(dst) };
   if (r.gw !== undefined && r.gw !== "") {
-    const gw = parseIp(r.gw);
+    const gw = tryParseIp(r.gw);
     if (!gw) throw configError(`invalid IP address: ${r.gw}`);
     out.gw = formatIp(gw);
   }
@@ -199,7 +199,7 @@ export function loadIpamConfig(conf: NetConf, envArgs: string): IpamConfig {
     try {
       return canonicalizeRangeSet(set);
     } catch (err) {
-      throw configError(`invalid range set ${i}: ${(err as Error).message}`);
+      throw configError(`invalid range set ${i}: ${(err as Error).message}`, { cause: err });
     }
   });
 

@@ -83,7 +83,7 @@ function flockChild(fd: number, args: string[], path: string): Promise<void> {
     child.on("error", (err) => {
       const why =
         (err as NodeJS.ErrnoException).code === "ENOENT" ? "flock(1) from util-linux not found" : err.message;
-      reject(new Error(`failed to lock ${path}: ${why}`));
+      reject(new Error(`failed to lock ${path}: ${why}`, { cause: err }));
     });
     child.on("close", (code, signal) => {
       if (code === 0) resolve();

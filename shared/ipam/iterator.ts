@@ -1,4 +1,4 @@
-import { type IP, ipEqual, nextIp } from "./address.js";
+import { type IP, ipEqual, nextIp } from "../net/ipaddr.js";
 import type { Range } from "./range.js";
 import { type RangeSet, rangeFor } from "./range-set.js";
 

@@ -1,4 +1,4 @@
-import { formatIp, type IP } from "./address.js";
+import { formatIp, type IP } from "../net/ipaddr.js";
 import {
   canonicalizeRange,
   type Range,

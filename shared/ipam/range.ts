@@ -2,14 +2,14 @@ import {
   bitsOf,
   type Cidr,
   compareIp,
+  contains,
   formatIp,
   type IP,
   ipEqual,
   lastOf,
   networkOf,
   nextIp,
-  subnetContains,
-} from "./address.js";
+} from "../net/ipaddr.js";
 
 /** One range as written in the config, already parsed (see config.ts for the JSON side). */
 export interface RangeInput {
@@ -42,7 +42,7 @@ export function rangeString(r: Range): string {
  * set, so it also serves while a range is being canonicalised).
  */
 function within(network: IP, prefix: number, start: IP | undefined, end: IP | undefined, addr: IP): boolean {
-  if (!subnetContains(network, prefix, addr)) return false;
+  if (!contains({ ip: network, prefix }, addr)) return false;
   // The reference compares the bounds as plain integers (ip.Cmp), family aside.
   if (start && addr.value < start.value) return false;
   if (end && addr.value > end.value) return false;
@@ -72,12 +72,13 @@ export function rangesOverlap(a: Range, b: Range): boolean {
 export function canonicalizeRange(input: RangeInput): Range {
   const subnet = input.subnet;
   if (!subnet) throw new Error("IP <nil> not v4 nor v6");
-  const masklen = bitsOf(subnet.maskFamily);
+  const maskFamily = subnet.maskFamily ?? subnet.ip.family;
+  const masklen = bitsOf(maskFamily);
   if (subnet.prefix > masklen - 2) {
     throw new Error(`Network ${formatIp(subnet.ip)}/${subnet.prefix} too small to allocate from`);
   }
-  if (subnet.ip.family !== subnet.maskFamily) throw new Error("IPNet IP and Mask version mismatch");
-  const network = networkOf(subnet.ip, subnet.prefix);
+  if (subnet.ip.family !== maskFamily) throw new Error("IPNet IP and Mask version mismatch");
+  const network = networkOf(subnet).ip;
   if (!ipEqual(network, subnet.ip)) {
     throw new Error(
       `Network has host bits set. For a subnet mask of length ${subnet.prefix} the network address is ${formatIp(network)}`,
@@ -103,7 +104,7 @@ export function canonicalizeRange(input: RangeInput): Range {
       throw new Error(`RangeEnd ${formatIp(rangeEnd)} not in network ${net}`);
     }
   } else {
-    const last = lastOf(network, prefix);
+    const last = lastOf({ ip: network, prefix });
     rangeEnd = network.family === 4 ? { family: 4, value: last.value - 1n } : last;
   }
   return { network, prefix, rangeStart, rangeEnd, gateway };

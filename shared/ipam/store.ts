@@ -15,7 +15,7 @@ import {
 import { dirname, join, resolve } from "node:path";
 import { validateContainerId, validateNetworkName } from "../cni/env.js";
 import { goFileError } from "../fs/go-errors.js";
-import { formatIp, type IP, parseIp } from "./address.js";
+import { formatIp, type IP, tryParseIp } from "../net/ipaddr.js";
 
 /**
  * The reference's on-disk store (backend/disk), byte for byte: `<dataDir>/<network>/<ip>` holds
@@ -123,7 +123,7 @@ export class ReservationStore {
       } catch {
         continue; // the reference skips files it cannot read
       }
-      out.push({ name: e.name, ip: parseIp(e.name), content, owner: parseOwner(content) });
+      out.push({ name: e.name, ip: tryParseIp(e.name), content, owner: parseOwner(content) });
     }
     // filepath.Walk visits names in lexical order; keep that so "first match" means the same.
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -175,7 +175,7 @@ export class ReservationStore {
   /** The address in `last_reserved_ip.<rangeId>`, parsed as strictly as Go's net.ParseIP. */
   lastReservedIp(rangeId: number): IP | undefined {
     try {
-      return parseIp(readFileSync(join(this.dir, `${LAST_RESERVED_PREFIX}${rangeId}`), "utf8"));
+      return tryParseIp(readFileSync(join(this.dir, `${LAST_RESERVED_PREFIX}${rangeId}`), "utf8"));
     } catch {
       return undefined;
     }

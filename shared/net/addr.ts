@@ -1,5 +1,5 @@
 import { type IpCommand, q } from "./ip.js";
-import { type IpFamily, overlaps, parseIpNet } from "./ipnet.js";
+import { cidrEqual, type Family, overlaps, parseCidr, parseIp } from "./ipaddr.js";
 
 /** Interface addresses: `ip addr` lines for a batch and the `ip -j addr show` records. */
 
@@ -20,9 +20,12 @@ export function addrsOf(show: unknown[] | undefined): AddrRecord[] {
   return entry?.addr_info ?? [];
 }
 
-export const familyName = (f: IpFamily) => (f === 4 ? "inet" : "inet6");
+export const familyName = (f: Family) => (f === 4 ? "inet" : "inet6");
 
 export const addrCidr = (a: AddrRecord) => `${a.local}/${a.prefixlen}`;
+
+/** The record's address as a value (ip prints the prefix length apart from the address). */
+const addrOf = (a: AddrRecord) => ({ ip: parseIp(a.local), prefix: a.prefixlen });
 
 export function addrShow(dev: string, what = `could not get list of IP addresses of ${dev}`): IpCommand {
   return { line: `addr show dev ${q(dev)}`, what, read: true };
@@ -52,18 +55,17 @@ export function addrDel(cidr: string, dev: string, what: string): IpCommand {
  * coexist). An identical address is not a conflict.
  */
 export function conflictingAddrs(existing: AddrRecord[], want: string): AddrRecord[] {
-  const w = parseIpNet(want);
-  const wantText = `${w.ip}/${w.prefix}`;
+  const w = parseCidr(want);
   return existing.filter((a) => {
-    if (a.family !== familyName(w.family)) return false;
-    const cidr = `${parseIpNet(a.local).ip}/${a.prefixlen}`;
-    if (cidr === wantText) return false;
-    return w.family === 4 || overlaps(cidr, wantText);
+    if (a.family !== familyName(w.ip.family)) return false;
+    const have = addrOf(a);
+    if (cidrEqual(have, w)) return false;
+    return w.ip.family === 4 || overlaps(have, w);
   });
 }
 
 /** Whether the link already has exactly `want`. */
 export function hasAddr(existing: AddrRecord[], want: string): boolean {
-  const w = parseIpNet(want);
-  return existing.some((a) => parseIpNet(a.local).ip === w.ip && a.prefixlen === w.prefix);
+  const w = parseCidr(want);
+  return existing.some((a) => cidrEqual(addrOf(a), w));
 }

@@ -89,6 +89,6 @@ export async function setPortVlans(port: string, v: PortVlans): Promise<void> {
     await run("bridge", ["-batch", "-"], { input: `${lines.join("\n")}\n` });
   } catch (err) {
     const msg = (err as { result?: { stderr?: string } }).result?.stderr?.trim() || (err as Error).message;
-    throw new Error(`failed to setup vlan tag on interface ${JSON.stringify(port)}: ${msg}`);
+    throw new Error(`failed to setup vlan tag on interface ${JSON.stringify(port)}: ${msg}`, { cause: err });
   }
 }

@@ -1,7 +1,7 @@
 import type { Result } from "../cni/types.js";
 import { addrAdd } from "./addr.js";
 import type { IpCommand } from "./ip.js";
-import { familyOf } from "./ipnet.js";
+import { familyOfText } from "./ipaddr.js";
 import { linkSetUp } from "./link.js";
 import { routeAdd } from "./route.js";
 import { ifaceKey, type SysctlWrite } from "./sysctl.js";
@@ -31,7 +31,7 @@ export function configureIface(ifname: string, result: Result, opts: { up?: bool
         `failed to add IP addr ${ip.address} to ${JSON.stringify(ifname)}: invalid interface index`,
       );
     }
-    const family = familyOf(ip.address);
+    const family = familyOfText(ip.address);
     if (family === 6 && !v6) {
       v6 = true;
       for (const dev of ["lo", ifname]) sysctls.push({ key: ifaceKey(6, dev, "disable_ipv6"), value: "0" });
@@ -44,7 +44,7 @@ export function configureIface(ifname: string, result: Result, opts: { up?: bool
   }
   if (opts.up !== false) cmds.push(linkSetUp(ifname, `failed to set ${JSON.stringify(ifname)} UP`));
   for (const r of result.routes ?? []) {
-    const family = familyOf(r.dst);
+    const family = familyOfText(r.dst);
     const via = r.gw ?? gw[family];
     cmds.push(
       routeAdd({

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { familyOf, networkOf, parseIpNet } from "./ipnet.js";
+import { formatCidr, formatIp, networkOf, parseCidr } from "./ipaddr.js";
 import { run } from "./run.js";
 
 /**
@@ -62,9 +62,10 @@ export function nftMasqSetupScript(addrs: string[], comment: string): string {
     `add rule ${TABLE} postrouting goto masq_checks`,
   ];
   for (const a of addrs) {
-    const fam = familyOf(a) === 4 ? "ip" : "ip6";
+    const cidr = parseCidr(a);
+    const fam = cidr.ip.family === 4 ? "ip" : "ip6";
     lines.push(
-      `add rule ${TABLE} masq_checks ${fam} saddr == ${parseIpNet(a).ip} ${fam} daddr != ${networkOf(a)} masquerade comment "${comment}"`,
+      `add rule ${TABLE} masq_checks ${fam} saddr == ${formatIp(cidr.ip)} ${fam} daddr != ${formatCidr(networkOf(cidr))} masquerade comment "${comment}"`,
     );
   }
   return `${lines.join("\n")}\n`;

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { familyOf, networkOf, parseIpNet } from "./ipnet.js";
+import { bitsOf, familyOfText, formatCidr, formatIp, networkOf, parseCidr } from "./ipaddr.js";
 import {
   applyRules,
   chainDeclaration,
@@ -42,12 +42,11 @@ export function quoteComment(comment: string): string {
 }
 
 const multicast = (f: Family) => (f === 4 ? "224.0.0.0/4" : "ff00::/8");
-const hostLen = (f: Family) => (f === 4 ? 32 : 128);
 
 /** The POSTROUTING rule that sends a pod address's traffic to its chain (as saved, without "-A"). */
 export function masqJumpSpec(ip: string, chain: string, comment: string): string {
-  const n = parseIpNet(ip);
-  return `POSTROUTING -s ${n.ip}/${hostLen(n.family)} -m comment --comment ${quoteComment(comment)} -j ${chain}`;
+  const { ip: addr } = parseCidr(ip);
+  return `POSTROUTING -s ${formatIp(addr)}/${bitsOf(addr.family)} -m comment --comment ${quoteComment(comment)} -j ${chain}`;
 }
 
 /**
@@ -64,7 +63,8 @@ export function masqRestoreLines(
 ): string[] {
   const c = quoteComment(comment);
   const lines = [chainDeclaration(chain)];
-  for (const a of addrs) lines.push(`-A ${chain} -d ${networkOf(a)} -m comment --comment ${c} -j ACCEPT`);
+  for (const a of addrs)
+    lines.push(`-A ${chain} -d ${formatCidr(networkOf(parseCidr(a)))} -m comment --comment ${c} -j ACCEPT`);
   lines.push(`-A ${chain} ! -d ${multicast(family)} -m comment --comment ${c} -j MASQUERADE`);
   for (const ip of jumps) lines.push(`-A ${masqJumpSpec(ip, chain, comment)}`);
   return lines;
@@ -75,7 +75,7 @@ export async function setupIpMasq(addrs: string[], network: string, containerId:
   const chain = masqChainName(network, containerId);
   const comment = masqComment(network, containerId);
   for (const family of [4, 6] as const) {
-    const mine = addrs.filter((a) => familyOf(a) === family);
+    const mine = addrs.filter((a) => familyOfText(a) === family);
     if (mine.length === 0) continue;
     // A repeated ADD must not duplicate the jump; -C fails too when the chain does not exist yet.
     const jumps: string[] = [];

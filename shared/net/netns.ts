@@ -13,8 +13,9 @@ export class NetnsPathError extends Error {
     message: string,
     /** True when the path does not exist (the pod is gone), as ns.NSPathNotExistErr. */
     readonly notExist: boolean,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = "NetnsPathError";
   }
 }
@@ -27,7 +28,9 @@ export function checkNetnsPath(path: string): void {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const reason = e.code === "ENOENT" ? "no such file or directory" : (e.message ?? String(err));
-    throw new NetnsPathError(`failed to Statfs ${JSON.stringify(path)}: ${reason}`, e.code === "ENOENT");
+    throw new NetnsPathError(`failed to Statfs ${JSON.stringify(path)}: ${reason}`, e.code === "ENOENT", {
+      cause: err,
+    });
   }
   // Older kernels show /proc/<pid>/ns/* on procfs; the reference accepts both.
   if (type !== NSFS_MAGIC && type !== PROCFS_MAGIC) {

@@ -1,17 +1,18 @@
 import { readFile } from "node:fs/promises";
 import { endianness } from "node:os";
-import { Netmask } from "netmask";
+import { contains, type IP, tryParseIp } from "./ipaddr.js";
 import { run } from "./run.js";
 
 /**
  * Which host interface the kernel routes an address through (the reference's netlink RouteGet). Kept
- * apart from route.ts, which the bridge's ADD loads: only portmap asks, and this needs netmask.
+ * apart from route.ts, which the bridge's ADD loads: only portmap asks.
  */
 
 /** `/proc/net/route` prints addresses as the host-order hex of the network-order word. */
-function procAddress(hex: string): string {
+function procAddress(hex: string): IP {
   const bytes = [...Buffer.from(hex, "hex")];
-  return (endianness() === "LE" ? bytes.reverse() : bytes).join(".");
+  const value = (endianness() === "LE" ? bytes.reverse() : bytes).reduce((v, b) => (v << 8n) | BigInt(b), 0n);
+  return { family: 4, value };
 }
 
 const RTF_UP = 0x1;
@@ -22,17 +23,18 @@ const RTF_UP = 0x1;
  * starting a process.
  */
 export function mainTableInterface(procNetRoute: string, ip: string): string | undefined {
+  const dst = tryParseIp(ip);
+  if (dst?.family !== 4) return undefined;
   let best: { dev: string; bits: number; metric: number } | undefined;
   for (const line of procNetRoute.split("\n").slice(1)) {
     const f = line.trim().split(/\s+/);
     if (f.length < 8 || !(Number.parseInt(f[3]!, 16) & RTF_UP)) continue;
-    // Netmask takes no 0.0.0.0 mask, so the mask goes in as its prefix length (set bits).
+    // The mask's prefix length is its count of set bits (the kernel's masks are contiguous).
     const bits = [...Number.parseInt(f[7]!, 16).toString(2)].filter((b) => b === "1").length;
-    const net = new Netmask(`${procAddress(f[1]!)}/${bits}`);
-    if (!net.contains(ip)) continue;
+    if (!contains({ ip: procAddress(f[1]!), prefix: bits }, dst)) continue;
     const metric = Number(f[6]);
-    if (!best || net.bitmask > best.bits || (net.bitmask === best.bits && metric < best.metric)) {
-      best = { dev: f[0]!, bits: net.bitmask, metric };
+    if (!best || bits > best.bits || (bits === best.bits && metric < best.metric)) {
+      best = { dev: f[0]!, bits, metric };
     }
   }
   return best?.dev;

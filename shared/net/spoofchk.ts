@@ -42,7 +42,7 @@ export async function setupSpoofCheck(hostIface: string, mac: string, refId: str
   try {
     await run("nft", ["-f", "-"], { input: spoofSetupScript(hostIface, mac, refId) });
   } catch (err) {
-    throw new Error(`failed to setup spoof-check: ${(err as Error).message}`);
+    throw new Error(`failed to setup spoof-check: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -76,6 +76,6 @@ export async function teardownSpoofCheck(refId: string): Promise<void> {
   try {
     await run("nft", ["-f", "-"], { input: `${lines.join("\n")}\n` });
   } catch (err) {
-    throw new Error(`failed to teardown spoof-check: ${(err as Error).message}`);
+    throw new Error(`failed to teardown spoof-check: ${(err as Error).message}`, { cause: err });
   }
 }

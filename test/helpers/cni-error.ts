@@ -50,3 +50,10 @@ export async function expectRejection(
 ): Promise<void> {
   assertCniError(await rejection(p), code, msg, details);
 }
+
+/** The end of `err`'s cause chain: the error everything else was wrapped around. */
+export function rootCause(err: unknown): unknown {
+  let e = err;
+  while (e instanceof Error && e.cause !== undefined) e = e.cause;
+  return e;
+}

@@ -2,6 +2,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { CniError, ErrorCode, toCniError, wrapError } from "../../shared/cni/errors.js";
 import { goQuote, goQuoteList } from "../../shared/cni/goquote.js";
+import { rootCause } from "../helpers/cni-error.js";
 
 test("the spec's codes and the Go library's extras", () => {
   assert.equal(ErrorCode, {
@@ -74,6 +75,30 @@ test("wrapError prefixes context and keeps code and details", () => {
   assert.equal([w.code, w.msg, w.details], [7, "failed to load netconf: bad range", "10.0.0.0/33"]);
   const p = wrapError("failed to set bridge addr", new Error("file exists"));
   assert.equal([p.code, p.msg], [999, "failed to set bridge addr: file exists"]);
+});
+
+test("toCniError and wrapError keep what they wrap as the cause (a retrying caller reads its kind)", () => {
+  const sys = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:2379"), { code: "ECONNREFUSED" });
+  assert.is(toCniError(sys).cause, sys);
+  assert.is(toCniError("text").cause, "text");
+  const inner = wrapError("failed to read lease", sys);
+  const outer = wrapError("failed to acquire lease", inner);
+  assert.is(inner.cause, sys);
+  assert.is(outer.cause, inner);
+  assert.is(outer.msg, "failed to acquire lease: failed to read lease: connect ECONNREFUSED 127.0.0.1:2379");
+  // The chain reaches the system error whatever the depth.
+  assert.is(rootCause(outer), sys);
+  // A CNI error passed through as it is keeps its own cause; one without stays without.
+  const plain = new CniError(7, "bad");
+  assert.is(toCniError(plain), plain);
+  assert.is(plain.cause, undefined);
+  assert.not.ok("cause" in plain);
+});
+
+test("the cause is not part of the error document", () => {
+  const w = wrapError("ctx", new Error("boom"));
+  assert.equal(w.toJSON("1.0.0"), { cniVersion: "1.0.0", code: 999, msg: "ctx: boom" });
+  assert.is(JSON.stringify(w), '{"code":999,"msg":"ctx: boom"}');
 });
 
 test("goQuote is Go's %q", () => {

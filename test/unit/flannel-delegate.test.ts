@@ -1,10 +1,9 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { buildDelegateConfig, type FlannelNetConf } from "../../shared/flannel/delegate.js";
-import { goMarshal, inStructOrder } from "../../shared/flannel/go-json.js";
-import { withRouteGateways } from "../../shared/flannel/prev-result.js";
+import { buildDelegateConfig, type FlannelNetConf } from "../../plugins/flannel/delegate.js";
+import { goMarshal } from "../../plugins/flannel/go-json.js";
 import { parseSubnetEnv } from "../../shared/flannel/subnet-env.js";
-import { cniErrorOf } from "../helpers/cni-error.js";
+import { cniErrorOf, rootCause } from "../helpers/cni-error.js";
 
 // The subnet.env files and inputs of flannel-io/cni-plugin's flannel_linux_test.go (section 1.4).
 const V4 =
@@ -186,37 +185,9 @@ test("ipam.routes: normalised like types.Route, malformed ones rejected", () => 
     );
   }
   assert.match(cniErrorOf(() => routes("nope" as unknown as unknown[])).msg, "failed to parse ipam.routes");
-});
-
-test("goMarshal: Go's escaping and sorting; struct order on request", () => {
-  assert.is(
-    goMarshal({ b: "<a&b>", a: "\u2028" }).toString(),
-    '{"a":"\\u2028","b":"\\u003ca\\u0026b\\u003e"}',
-  );
-  assert.is(
-    goMarshal({ z: { y: 1, x: [2, { d: 1, c: 2 }] } }).toString(),
-    '{"z":{"x":[2,{"c":2,"d":1}],"y":1}}',
-  );
-  assert.is(goMarshal(inStructOrder({ dst: "a", advmss: 1 })).toString(), '{"dst":"a","advmss":1}');
-});
-
-test("CHECK's prevResult: gateway-less routes get their family's gateway, as ConfigureIface installed them", () => {
-  const prev = {
-    cniVersion: "1.0.0",
-    ips: [
-      { address: "10.1.17.2/24", gateway: "10.1.17.1", interface: 2 },
-      { address: "fc00::2/64", gateway: "fc00::1", interface: 2 },
-    ],
-    routes: [{ dst: "10.1.0.0/16" }, { dst: "fc00::/48" }, { dst: "0.0.0.0/0", gw: "10.1.17.254" }],
-  };
-  assert.equal(withRouteGateways(prev).routes, [
-    { dst: "10.1.0.0/16", gw: "10.1.17.1" },
-    { dst: "fc00::/48", gw: "fc00::1" },
-    { dst: "0.0.0.0/0", gw: "10.1.17.254" },
-  ]);
-  assert.equal(prev.routes[0], { dst: "10.1.0.0/16" }, "the input is not modified");
-  const noGw = { cniVersion: "1.0.0", ips: [{ address: "10.1.17.2/24" }], routes: [{ dst: "10.1.0.0/16" }] };
-  assert.equal(withRouteGateways(noGw).routes, [{ dst: "10.1.0.0/16" }]);
+  // The parse error is kept as the cause, under the two layers of context.
+  const e = cniErrorOf(() => routes([{ dst: "10.96.0.0" }]));
+  assert.is((rootCause(e) as Error).message, "invalid CIDR address: 10.96.0.0");
 });
 
 test.run();

@@ -166,6 +166,14 @@ test("readSubnetEnv reports a missing file like Go's os.Open", () => {
     errorOf(() => readSubnetEnv("/nonexistent/weft/subnet.env")),
     "open /nonexistent/weft/subnet.env: no such file or directory",
   );
+  // The system error stays reachable: weftd and the plugin can tell "not written yet" from the rest.
+  let err: unknown;
+  try {
+    readSubnetEnv("/nonexistent/weft/subnet.env");
+  } catch (e) {
+    err = e;
+  }
+  assert.is(((err as Error).cause as NodeJS.ErrnoException).code, "ENOENT");
 });
 
 test("writer: flanneld's order, first address of each lease, \\n endings", () => {

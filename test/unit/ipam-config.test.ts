@@ -1,10 +1,10 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { NetConf } from "../../shared/cni/types.js";
-import { formatIp, parseCidr } from "../../shared/ipam/address.js";
 import { type IpamConfig, loadIpamConfig } from "../../shared/ipam/config.js";
 import { canonicalizeRange, rangeString } from "../../shared/ipam/range.js";
 import { rangeSetString } from "../../shared/ipam/range-set.js";
+import { formatIp, tryParseCidr } from "../../shared/net/ipaddr.js";
 import { cniErrorOf } from "../helpers/cni-error.js";
 
 function conf(ipam: Record<string, unknown> | undefined, extra: Partial<NetConf> = {}): NetConf {
@@ -23,8 +23,8 @@ function sets(cfg: IpamConfig): string[] {
 
 const canon = (subnet: string, more: Record<string, string> = {}) => {
   const r = canonicalizeRange({
-    subnet: parseCidr(subnet),
-    rangeStart: more.rangeStart ? parseCidr(`${more.rangeStart}/32`)?.ip : undefined,
+    subnet: tryParseCidr(subnet),
+    rangeStart: more.rangeStart ? tryParseCidr(`${more.rangeStart}/32`)?.ip : undefined,
   });
   return { range: rangeString(r), gateway: formatIp(r.gateway) };
 };

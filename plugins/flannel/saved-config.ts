@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../fs/atomic-file.js";
-import { goFileError } from "../fs/go-errors.js";
+import { writeFileAtomic } from "../../shared/fs/atomic-file.js";
+import { goFileError } from "../../shared/fs/go-errors.js";
 
 /**
  * The delegate configs flannel saves at ADD so DEL can replay them: `<dataDir>/<containerID>`, the exact

@@ -1,5 +1,5 @@
-import type { Result } from "../cni/types.js";
-import { familyOf } from "../net/ipnet.js";
+import type { Result } from "../../shared/cni/types.js";
+import { familyOfText } from "../../shared/net/ipaddr.js";
 
 /**
  * flannel's delegate routes carry no `gw`: bridge (ipam.ConfigureIface) installs each gateway-less route
@@ -13,12 +13,12 @@ import { familyOf } from "../net/ipnet.js";
 export function withRouteGateways(prevResult: Result): Result {
   const gateway: Record<4 | 6, string | undefined> = { 4: undefined, 6: undefined };
   for (const ip of prevResult.ips ?? []) {
-    if (ip.gateway) gateway[familyOf(ip.address)] = ip.gateway;
+    if (ip.gateway) gateway[familyOfText(ip.address)] = ip.gateway;
   }
   if (!prevResult.routes) return prevResult;
   const routes = prevResult.routes.map((r) => {
     if (r.gw) return r;
-    const gw = gateway[familyOf(r.dst)];
+    const gw = gateway[familyOfText(r.dst)];
     return gw ? { ...r, gw } : r;
   });
   return { ...prevResult, routes };

@@ -1,8 +1,8 @@
-import { CniError, ErrorCode } from "../cni/errors.js";
-import type { NetConf } from "../cni/types.js";
-import { parseCidr, parseIp } from "./cidr.js";
+import { CniError, ErrorCode } from "../../shared/cni/errors.js";
+import type { NetConf } from "../../shared/cni/types.js";
+import type { SubnetEnv } from "../../shared/flannel/subnet-env.js";
+import { formatCidr, formatIp, parseCidr, parseIp } from "../../shared/net/ipaddr.js";
 import { inStructOrder } from "./go-json.js";
-import type { SubnetEnv } from "./subnet-env.js";
 
 /** The flannel plugin's network configuration (flannel-io/cni-plugin `NetConf`). */
 export interface FlannelNetConf extends NetConf {
@@ -39,20 +39,21 @@ function isInt(v: unknown): v is number {
  * keeps its host bits, addresses normalised, zero-valued optional fields omitted, struct key order.
  */
 function routeOf(raw: unknown, i: number): Record<string, unknown> {
-  const fail = (why: string) => new Error(`failed to parse ipam.routes: routes[${i}]: ${why}`);
+  const fail = (why: string, options?: ErrorOptions) =>
+    new Error(`failed to parse ipam.routes: routes[${i}]: ${why}`, options);
   if (!raw || typeof raw !== "object" || Array.isArray(raw)) throw fail("not an object");
   const r = raw as Record<string, unknown>;
   // Go would marshal a missing dst as "<nil>", which no delegate can parse; refuse it here instead.
   if (typeof r.dst !== "string") throw fail("dst must be a CIDR string");
   const out: Record<string, unknown> = {};
   try {
-    out.dst = parseCidr(r.dst).address;
+    out.dst = formatCidr(parseCidr(r.dst));
     if (r.gw !== undefined && r.gw !== null && r.gw !== "") {
       if (typeof r.gw !== "string") throw new Error("gw must be a string");
-      out.gw = parseIp(r.gw);
+      out.gw = formatIp(parseIp(r.gw));
     }
   } catch (err) {
-    throw fail((err as Error).message);
+    throw fail((err as Error).message, { cause: err });
   }
   for (const k of ["mtu", "advmss", "priority"] as const) {
     if (r[k] === undefined || r[k] === null) continue;
@@ -94,6 +95,8 @@ export function delegateIpam(conf: FlannelNetConf, env: SubnetEnv): Record<strin
     throw new CniError(
       ErrorCode.InvalidNetworkConfig,
       `failed to assemble Delegate IPAM: failed to read IPAM routes: ${(err as Error).message}`,
+      "",
+      { cause: err },
     );
   }
   for (const dst of [...env.networks, ...env.ipv6Networks]) routes.push(inStructOrder({ dst }));
