@@ -155,9 +155,13 @@ export class LeaseLog {
 
   constructor(private readonly log: () => Logger) {}
 
+  /** The public IPs of the leases the last update removed, by subnet. */
+  removed = new Map<string, string>();
+
   /** Logs the added and removed leases and remembers the set; returns the subnets that were known before. */
   update(views: RemoteView[]): Set<string> {
     const before = new Set(this.known.keys());
+    this.removed = new Map([...this.known].filter(([subnet]) => !views.some((v) => v.subnet === subnet)));
     const next = new Map(views.map((v) => [v.subnet, v.publicIp]));
     for (const [subnet, ip] of next) {
       if (this.known.get(subnet) !== ip) this.log().info(`Subnet added: ${subnet} via ${ip}`);

@@ -93,13 +93,18 @@ export interface PodNode {
   pod: TestNetns;
   /** The pod's address, `<subnet>.2`. */
   podIp: string;
+  ipv6Subnet?: string;
+  podIpv6?: string;
   ext: ExternalInterface;
 }
 
 const base = (subnet: string) => subnet.split("/")[0]!.split(".").slice(0, 3).join(".");
 
-/** Gives a node a cni0 bridge at `<subnet>.1/24` with a pod namespace on it at `<subnet>.2/24`. */
-export async function podBehind(node: UnderlayNode, subnet: string): Promise<PodNode> {
+/**
+ * Gives a node a cni0 bridge at `<subnet>.1/24` with a pod namespace on it at `<subnet>.2/24` (and with
+ * `v6`, a `/64` "fd10:0:0:N::/64": `::1` on cni0, `::2` in the pod).
+ */
+export async function podBehind(node: UnderlayNode, subnet: string, v6?: string): Promise<PodNode> {
   const pod = TestNetns.create("wbp");
   const b = base(subnet);
   const host = uniqueName("vb");
@@ -112,8 +117,18 @@ export async function podBehind(node: UnderlayNode, subnet: string): Promise<Pod
   pod.exec(["ip", "addr", "add", `${b}.2/24`, "dev", "eth0"]);
   pod.exec(["ip", "link", "set", "eth0", "up"]);
   pod.exec(["ip", "route", "add", "default", "via", `${b}.1`]);
-  const ext = await findExternalInterface({ netns: node.netns.path });
-  return { node, subnet, pod, podIp: `${b}.2`, ext };
+  const out: PodNode = { node, subnet, pod, podIp: `${b}.2`, ext: undefined as unknown as ExternalInterface };
+  if (v6) {
+    const p6 = v6.split("/")[0]!;
+    n(["addr", "add", `${p6}1/64`, "dev", "cni0", "nodad"]);
+    pod.exec(["ip", "addr", "add", `${p6}2/64`, "dev", "eth0", "nodad"]);
+    pod.exec(["ip", "-6", "route", "add", "default", "via", `${p6}1`]);
+    node.netns.exec(["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    out.podIpv6 = `${p6}2`;
+    out.ipv6Subnet = v6;
+  }
+  out.ext = await findExternalInterface({ netns: node.netns.path, ipv6: !!v6, iface: ["eth0"] });
+  return out;
 }
 
 /** Whether `from` gets an answer from `ip` (one ping, 2 s). */
