@@ -199,11 +199,21 @@ export async function findExternalInterface(o: ExtIfaceOptions = {}): Promise<Ex
     },
     o,
   );
-  if (ext.ifaceAddr) o.log?.info(`Using interface with name ${ext.name} and address ${ext.ifaceAddr}`);
-  if (ext.ifaceV6Addr) o.log?.info(`Using interface with name ${ext.name} and v6 address ${ext.ifaceV6Addr}`);
-  if (ext.publicIp && ext.publicIp !== ext.ifaceAddr)
-    o.log?.info(`Using ${ext.publicIp} as external address`);
-  if (ext.publicIpv6 && ext.publicIpv6 !== ext.ifaceV6Addr)
-    o.log?.info(`Using ${ext.publicIpv6} as external address`);
+  // flanneld's lines (main.go, ipmatch), which operators grep for.
+  const log = o.log;
+  if (log) {
+    if (!o.iface?.length && !o.publicIp && !o.publicIpv6)
+      log.info("Determining IP address of default interface");
+    if (ext.ifaceAddr) log.info(`Using interface with name ${ext.name} and address ${ext.ifaceAddr}`);
+    if (ext.ifaceV6Addr) log.info(`Using interface with name ${ext.name} and v6 address ${ext.ifaceV6Addr}`);
+    if (ext.publicIp) {
+      if (o.publicIp) log.info(`Using ${ext.publicIp} as external address`);
+      else log.info(`Defaulting external address to interface address (${ext.ifaceAddr})`);
+    }
+    if (ext.publicIpv6) {
+      if (o.publicIpv6) log.info(`Using ${ext.publicIpv6} as external address`);
+      else log.info(`Defaulting external v6 address to interface address (${ext.ifaceV6Addr})`);
+    }
+  }
   return ext;
 }
