@@ -191,3 +191,17 @@ export class LeaseLog {
     }
   }
 }
+
+/**
+ * Runs calls one after the other: a reconcile reads the kernel, then writes what it found missing, so
+ * two at once (a lease event during the periodic one) would both create the same device.
+ */
+export class Serial {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.tail.then(fn, fn);
+    this.tail = next.catch(() => undefined);
+    return next;
+  }
+}

@@ -20,6 +20,7 @@ import {
   LeaseLog,
   planRoutes,
   remotesOf,
+  Serial,
 } from "./common.js";
 
 /**
@@ -33,6 +34,8 @@ export class HostGwBackend implements Backend {
   private ctx: BackendContext | undefined;
   private readonly leases = new LeaseLog(() => this.need().log);
 
+  private readonly serial = new Serial();
+
   constructor(private readonly opts: BackendOptions = {}) {}
 
   private need(): BackendContext {
@@ -44,7 +47,11 @@ export class HostGwBackend implements Backend {
     return this.opts.netns ? { netns: this.opts.netns } : {};
   }
 
-  async prepare(ctx: BackendContext): Promise<{ attrs: { BackendType: string }; mtu: number }> {
+  prepare(ctx: BackendContext): Promise<{ attrs: { BackendType: string }; mtu: number }> {
+    return this.serial.run(() => this.prepareNow(ctx));
+  }
+
+  private async prepareNow(ctx: BackendContext): Promise<{ attrs: { BackendType: string }; mtu: number }> {
     const { ext, config } = ctx;
     const [read] = await ipBatch([addrShow(ext.name)], this.batchOpts());
     const have = new Set(addrsOf(read).map((a) => canonicalIp(a.local)));
@@ -64,7 +71,11 @@ export class HostGwBackend implements Backend {
     return { attrs: { BackendType: "host-gw" }, mtu: ext.mtu };
   }
 
-  async reconcile(own: Lease, remotes: Lease[]): Promise<void> {
+  reconcile(own: Lease, remotes: Lease[]): Promise<void> {
+    return this.serial.run(() => this.reconcileNow(own, remotes));
+  }
+
+  private async reconcileNow(own: Lease, remotes: Lease[]): Promise<void> {
     const { config, ext } = this.need();
     const [r4, r6] = await ipBatch([routeShow(4), routeShow(6)], this.batchOpts());
     const mine = remotesOf(this.type, own, remotes);

@@ -45,6 +45,7 @@ import {
   planRoutes,
   type RemoteView,
   remotesOf,
+  Serial,
   vtepOf,
 } from "./common.js";
 
@@ -63,6 +64,8 @@ import {
  * difference (one ip batch, one bridge batch), so a device deleted by hand comes back with its MAC and
  * every lease replayed, and entries no lease backs are removed.
  */
+
+type Prepared = { attrs: Omit<LeaseAttrs, "PublicIP" | "PublicIPv6">; mtu: number };
 
 const ENCAP_OVERHEAD = 50;
 const VXLAN6_HEADROOM = 70;
@@ -100,6 +103,8 @@ export class VxlanBackend implements Backend {
   private readonly leases = new LeaseLog(() => this.need().log);
   private readonly badLeases = new Set<string>();
 
+  private readonly serial = new Serial();
+
   constructor(private readonly opts: BackendOptions = {}) {}
 
   private need(): BackendContext {
@@ -111,9 +116,11 @@ export class VxlanBackend implements Backend {
     return { ...(this.opts.netns ? { netns: this.opts.netns } : {}), ...(details ? { details } : {}) };
   }
 
-  async prepare(
-    ctx: BackendContext,
-  ): Promise<{ attrs: Omit<LeaseAttrs, "PublicIP" | "PublicIPv6">; mtu: number }> {
+  prepare(ctx: BackendContext): Promise<Prepared> {
+    return this.serial.run(() => this.prepareNow(ctx));
+  }
+
+  private async prepareNow(ctx: BackendContext): Promise<Prepared> {
     const { config, ext, log, previous } = ctx;
     const b = config.backend;
     const vni = b.vni || 1;
@@ -216,7 +223,11 @@ export class VxlanBackend implements Backend {
     return { cmds, fresh: false };
   }
 
-  async reconcile(own: Lease, remotes: Lease[]): Promise<void> {
+  reconcile(own: Lease, remotes: Lease[]): Promise<void> {
+    return this.serial.run(() => this.reconcileNow(own, remotes));
+  }
+
+  private async reconcileNow(own: Lease, remotes: Lease[]): Promise<void> {
     const { config } = this.need();
     const mine = remotesOf(this.type, own, remotes);
     const views = new Map<Family, Array<RemoteView & { mac: string }>>();
