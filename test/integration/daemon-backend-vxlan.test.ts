@@ -75,10 +75,12 @@ const linkOf = (i: number) =>
     "show",
     "flannel.1",
   ])[0]!;
+// What the backend owns (IPv4 here): the kernel's own IPv6 link-local set-up (DAD, its local routes)
+// goes on changing by itself for a while after the device came up.
 const state = (i: number) => [
   ipLines(node(i), ["-d", "link", "show", "flannel.1"]),
-  ipLines(node(i), ["addr", "show", "dev", "flannel.1"]),
-  ipLines(node(i), ["route", "show", "table", "all"]),
+  ipLines(node(i), ["-4", "addr", "show", "dev", "flannel.1"]),
+  ipLines(node(i), ["-4", "route", "show", "table", "all"]),
   neighs(i),
   fdb(i),
 ];
