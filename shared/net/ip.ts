@@ -143,9 +143,10 @@ const batchInput = (cmds: IpCommand[]) => (cmds.length > 0 ? `${cmds.map((c) => 
 /**
  * Reads the outcome of one batch: its reads, or the IpBatchError of the first failing command. Under
  * `force` (ip's -force: every command is attempted) a failure matching the command's `mayFail` is fine;
- * without it, ip stopped there and the failure counts whatever it says.
+ * without it, ip stopped there and the failure counts whatever it says. Also used for `bridge -batch`
+ * (bridge-batch.ts), which reports failures the same way.
  */
-function interpret(
+export function interpret(
   cmds: IpCommand[],
   result: { exitCode: number; stdout: string; stderr: string },
   force: boolean,

@@ -181,3 +181,69 @@ export async function probeNatTable(family: Family): Promise<{ ok: true } | { ok
     return { ok: false, message: (err as Error).message };
   }
 }
+
+/** Where to run the tools: a network namespace (tests, or a daemon managing another namespace). */
+export interface IptablesScope {
+  netns?: string;
+}
+
+/** Every table of a family as `iptables-save` prints it (one process), or the reason it cannot be read. */
+export async function trySaveAll(
+  family: Family,
+  scope: IptablesScope = {},
+): Promise<{ ok: true; saved: string } | { ok: false; message: string }> {
+  try {
+    const r = await run(tool(family, "save"), [], { allowFail: true, ...scope });
+    if (r.exitCode === 0) return { ok: true, saved: r.stdout };
+    return { ok: false, message: r.stderr.trim() || `exit status ${r.exitCode}` };
+  } catch (err) {
+    return { ok: false, message: (err as Error).message };
+  }
+}
+
+/** The tables of a full `iptables-save` output, each as the text between its `*table` line and COMMIT. */
+export function tablesIn(saved: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let name: string | undefined;
+  let lines: string[] = [];
+  for (const line of saved.split("\n")) {
+    if (line.startsWith("*")) {
+      name = line.slice(1).trim();
+      lines = [];
+    } else if (line === "COMMIT" && name !== undefined) {
+      out.set(name, lines.join("\n"));
+      name = undefined;
+    } else if (name !== undefined) {
+      lines.push(line);
+    }
+  }
+  return out;
+}
+
+/**
+ * Applies a whole iptables-restore input (several `*table ... COMMIT` blocks) with --noflush in one
+ * process; reports a failure instead of throwing (nothing of a failed table block is applied).
+ */
+export async function tryRestore(
+  family: Family,
+  input: string,
+  scope: IptablesScope = {},
+): Promise<RestoreOutcome> {
+  if (input === "") return { ok: true };
+  const r = await run(tool(family, "restore"), ["--noflush", "-w"], { input, allowFail: true, ...scope });
+  if (r.exitCode === 0) return { ok: true };
+  return {
+    ok: false,
+    message: (r.stderr.trim() || r.stdout.trim() || `exit status ${r.exitCode}`).split("\n")[0]!,
+  };
+}
+
+/** The first line of `iptables --version` (or ip6tables), e.g. "iptables v1.8.9 (nf_tables)". */
+export async function iptablesVersion(family: Family): Promise<string | undefined> {
+  try {
+    const r = await run(tool(family, "plain"), ["--version"], { allowFail: true });
+    return r.exitCode === 0 ? r.stdout.split("\n")[0] : undefined;
+  } catch {
+    return undefined;
+  }
+}
