@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import type { Logger } from "../shared/log.js";
 import { ipBatch } from "../shared/net/ip.js";
-import { canonicalIp, contains } from "../shared/net/ipnet.js";
+import { canonicalIpText, containsText } from "../shared/net/ipaddr.js";
 import type { LinkRecord } from "../shared/net/link.js";
 import { mainTableRoutes, type RouteRecord, routeShow } from "../shared/net/route.js";
 import type { ExternalInterface } from "./backend/backend.js";
@@ -46,11 +46,11 @@ interface AddrInfo {
 
 const V4_NOT_UNICAST = ["0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/3"];
 const V6_NOT_UNICAST = ["::/128", "::1/128", "ff00::/8"];
-const isLinkLocal = (ip: string, f: Family) => contains(f === 4 ? "169.254.0.0/16" : "fe80::/10", ip);
+const isLinkLocal = (ip: string, f: Family) => containsText(f === 4 ? "169.254.0.0/16" : "fe80::/10", ip);
 
 /** Go's IsGlobalUnicast || IsLinkLocalUnicast, the addresses flanneld considers. */
 function usable(ip: string, f: Family): boolean {
-  return !(f === 4 ? V4_NOT_UNICAST : V6_NOT_UNICAST).some((n) => contains(n, ip));
+  return !(f === 4 ? V4_NOT_UNICAST : V6_NOT_UNICAST).some((n) => containsText(n, ip));
 }
 
 /**
@@ -64,7 +64,7 @@ export function usableAddrs(link: LinkRecord, f: Family): string[] {
     .filter((a) => a.family === (f === 4 ? "inet" : "inet6") && !a.deprecated && usable(a.local, f))
     .map((a, i) => ({ a, i }))
     .sort((x, y) => rank(x.a) - rank(y.a) || x.i - y.i)
-    .map(({ a }) => canonicalIp(a.local));
+    .map(({ a }) => canonicalIpText(a.local));
 }
 
 /** flanneld's GetDefaultGatewayInterface: the first default route of the main table, by its device. */
@@ -88,11 +88,11 @@ interface Match {
 }
 
 function byAddress(s: NetState, ip: string): Match {
-  const want = canonicalIp(ip);
+  const want = canonicalIpText(ip);
   const f: Family = isIP(ip) === 4 ? 4 : 6;
   const link = s.links.find((l) =>
     ((l.addr_info ?? []) as AddrInfo[]).some(
-      (a) => a.family === (f === 4 ? "inet" : "inet6") && canonicalIp(a.local) === want,
+      (a) => a.family === (f === 4 ? "inet" : "inet6") && canonicalIpText(a.local) === want,
     ),
   );
   if (!link) throw new Error(`no interface with address ${ip}`);
@@ -125,7 +125,7 @@ function publicAddr(given: string | undefined, family: Family): string | undefin
   if (given === undefined || given === "") return undefined;
   if (isIP(given) !== family)
     throw new Error(`invalid public IP${family === 6 ? "v6" : ""} address: ${given}`);
-  return canonicalIp(given);
+  return canonicalIpText(given);
 }
 
 /** The choice itself, from state already read (pure, for unit tests). */

@@ -1,6 +1,6 @@
 import type { Logger } from "../../shared/log.js";
 import type { IpCommand } from "../../shared/net/ip.js";
-import { canonicalCidr, canonicalIp } from "../../shared/net/ipnet.js";
+import { canonicalCidrText, canonicalIpText } from "../../shared/net/ipaddr.js";
 import { normalizeMac } from "../../shared/net/mac.js";
 import { isProto, type RouteRecord, type RouteSpec, routeDst } from "../../shared/net/route.js";
 import type { Lease, LeaseAttrs } from "../lease.js";
@@ -40,7 +40,7 @@ export function familyView(lease: Lease, f: Family): RemoteView | undefined {
   const publicIp = f === 4 ? lease.attrs.PublicIP : lease.attrs.PublicIPv6;
   if (!subnet || !publicIp) return undefined;
   try {
-    return { lease, subnet: canonicalCidr(subnet), publicIp: canonicalIp(publicIp) };
+    return { lease, subnet: canonicalCidrText(subnet), publicIp: canonicalIpText(publicIp) };
   } catch {
     return undefined;
   }
@@ -77,13 +77,13 @@ const defaultMetric = (r: RouteRecord, f: Family) => !r.metric || (f === 6 && r.
 
 function sameGateway(a: string | undefined, b: string | undefined): boolean {
   if (!a || !b) return a === b;
-  return canonicalIp(a) === canonicalIp(b);
+  return canonicalIpText(a) === canonicalIpText(b);
 }
 
 /** Whether a kernel route is exactly the wanted one (destination, gateway, device, onlink, protocol). */
 export function routeMatches(r: RouteRecord, want: RouteSpec, f: Family): boolean {
   return (
-    canonicalCidr(routeDst(r, f)) === canonicalCidr(want.dst) &&
+    canonicalCidrText(routeDst(r, f)) === canonicalCidrText(want.dst) &&
     sameGateway(r.gateway, want.gw) &&
     r.dev === want.dev &&
     (r.flags?.includes("onlink") ?? false) === (want.onlink ?? false) &&
@@ -114,14 +114,14 @@ export function planRoutes(
   const satisfied = new Set<number>();
   const stale: RouteRecord[] = [];
   const slot = new Map<string, RouteRecord>();
-  const wantedDsts = new Set(wanted.map((w) => canonicalCidr(w.dst)));
+  const wantedDsts = new Set(wanted.map((w) => canonicalCidrText(w.dst)));
   for (const r of existing) {
     const i = wanted.findIndex((w, j) => !satisfied.has(j) && routeMatches(r, w, f));
     if (i >= 0) {
       satisfied.add(i);
       continue;
     }
-    const dst = canonicalCidr(routeDst(r, f));
+    const dst = canonicalCidrText(routeDst(r, f));
     if (wantedDsts.has(dst) && defaultMetric(r, f)) {
       slot.set(dst, r);
       continue;
@@ -131,7 +131,7 @@ export function planRoutes(
   const replace = wanted
     .filter((_, i) => !satisfied.has(i))
     .map((want) => {
-      const was = slot.get(canonicalCidr(want.dst));
+      const was = slot.get(canonicalCidrText(want.dst));
       return was ? { want, was } : { want };
     });
   return { stale, replace };
@@ -178,14 +178,14 @@ export class LeaseLog {
       // A route of a lease that just went is expected to go ("Subnet removed" said so).
       if (
         r.dev !== undefined &&
-        knownBefore.has(canonicalCidr(r.dst)) &&
-        !this.known.has(canonicalCidr(r.dst))
+        knownBefore.has(canonicalCidrText(r.dst)) &&
+        !this.known.has(canonicalCidrText(r.dst))
       )
         continue;
       this.log().info(`Removing stale route ${describe(r)} (no lease backs it)`);
     }
     for (const { want, was } of plan.replace) {
-      if (!knownBefore.has(canonicalCidr(want.dst))) continue;
+      if (!knownBefore.has(canonicalCidrText(want.dst))) continue;
       if (was) this.log().warn(`Replacing existing route to ${describe(was)} with ${describe(want)}`);
       else this.log().info(`Route recovered ${want.dst} : ${want.gw ?? ""}`);
     }

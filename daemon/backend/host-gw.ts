@@ -1,6 +1,6 @@
 import { addrShow, addrsOf } from "../../shared/net/addr.js";
 import { IpBatchError, ipBatch } from "../../shared/net/ip.js";
-import { canonicalIp } from "../../shared/net/ipnet.js";
+import { canonicalIpText } from "../../shared/net/ipaddr.js";
 import {
   isProto,
   mainTableRoutes,
@@ -54,10 +54,10 @@ export class HostGwBackend implements Backend {
   private async prepareNow(ctx: BackendContext): Promise<{ attrs: { BackendType: string }; mtu: number }> {
     const { ext, config } = ctx;
     const [read] = await ipBatch([addrShow(ext.name)], this.batchOpts());
-    const have = new Set(addrsOf(read).map((a) => canonicalIp(a.local)));
+    const have = new Set(addrsOf(read).map((a) => canonicalIpText(a.local)));
     const check = (family: Family, ip: string | undefined) => {
       if (!ip) throw new Error(`host-gw needs a public IPv${family} address, and ${ext.name} has none`);
-      if (!have.has(canonicalIp(ip))) {
+      if (!have.has(canonicalIpText(ip))) {
         // flanneld's check is ExtAddr == IfaceAddr; any address of the interface is enough here.
         throw new Error(
           `${ip} is not an address of ${ext.name}: your PublicIP differs from interface IP, meaning that ` +

@@ -3,7 +3,7 @@ import { addrCidr, addrDel, addrReplace, addrShowIfExists } from "../../shared/n
 import { bridgeBatch } from "../../shared/net/bridge-batch.js";
 import { type FdbEntry, fdbDel, fdbRemotes, fdbReplace, fdbShow } from "../../shared/net/fdb.js";
 import { type IpCommand, ipBatch } from "../../shared/net/ip.js";
-import { canonicalIp, contains } from "../../shared/net/ipnet.js";
+import { canonicalIpText, containsText } from "../../shared/net/ipaddr.js";
 import {
   type LinkRecord,
   linkDel,
@@ -89,7 +89,7 @@ interface Plan {
 }
 
 const hostBits = (f: Family) => (f === 4 ? 32 : 128);
-const subnetIp = (cidr: string) => canonicalIp(cidr.split("/")[0]!);
+const subnetIp = (cidr: string) => canonicalIpText(cidr.split("/")[0]!);
 
 /** The vxlan backend data flanneld advertises: `{"VNI":1,"VtepMAC":"aa:bb:..."}`, keys in that order. */
 export function vxlanLeaseData(vni: number, mac: string): { VNI: number; VtepMAC: string } {
@@ -350,10 +350,12 @@ export class VxlanBackend implements Backend {
       : (seen.link?.addr_info ?? []).filter((a) => a.family === (family === 4 ? "inet" : "inet6"));
     let hasAddr = false;
     for (const a of addrs) {
-      const cidr = `${canonicalIp(a.local)}/${a.prefixlen}`;
+      const cidr = `${canonicalIpText(a.local)}/${a.prefixlen}`;
       if (cidr === want) hasAddr = true;
       else if (
-        family === 4 ? vtep.network && contains(vtep.network, a.local) : !contains("fe80::/10", a.local)
+        family === 4
+          ? vtep.network && containsText(vtep.network, a.local)
+          : !containsText("fe80::/10", a.local)
       ) {
         log.info(`removed IP address ${addrCidr(a)} from ${name}`);
         plan.device.push(addrDel(addrCidr(a), name, `remove ${addrCidr(a)} from ${name}`));
@@ -372,14 +374,14 @@ export class VxlanBackend implements Backend {
     const existingN = dev.fresh ? [] : neighsOn(seen.neighs, name);
     const wantN: Neigh[] = viaVtep.map((v) => ({ ip: subnetIp(v.subnet), mac: v.mac, dev: name }));
     for (const w of wantN) {
-      const e = existingN.find((n) => canonicalIp(n.dst) === w.ip);
+      const e = existingN.find((n) => canonicalIpText(n.dst) === w.ip);
       if (e && e.lladdr === w.mac && isPermanent(e)) continue;
       plan.neighSet.push(neighReplace(w));
     }
     for (const e of existingN) {
-      const ip = canonicalIp(e.dst);
+      const ip = canonicalIpText(e.dst);
       if (wantN.some((w) => w.ip === ip)) continue;
-      if (!isPermanent(e) && !(vtep.network && contains(vtep.network, ip))) continue;
+      if (!isPermanent(e) && !(vtep.network && containsText(vtep.network, ip))) continue;
       if (!removedSubnetIps.has(ip))
         log.info(`Removing stale neighbour ${ip} on ${name} (no lease needs it)`);
       plan.neighDel.push(neighDel({ ip, dev: name }));
@@ -388,11 +390,11 @@ export class VxlanBackend implements Backend {
     // fdb: the remote VTEP's MAC behind its public IP (deletions first, so a MAC can move).
     const existingF = dev.fresh ? [] : fdbRemotes(seen.fdb);
     const wantF: FdbEntry[] = viaVtep.map((v) => ({ mac: v.mac, dev: name, dst: v.publicIp }));
-    const key = (e: { mac: string; dst: string }) => `${e.mac} ${canonicalIp(e.dst)}`;
+    const key = (e: { mac: string; dst: string }) => `${e.mac} ${canonicalIpText(e.dst)}`;
     const wantKeys = new Set(wantF.map(key));
     for (const e of existingF) {
       if (wantKeys.has(key(e))) continue;
-      if (!removedIps.has(canonicalIp(e.dst)))
+      if (!removedIps.has(canonicalIpText(e.dst)))
         log.info(`Removing stale fdb entry ${e.mac} dst ${e.dst} on ${name} (no lease needs it)`);
       plan.fdb.push(fdbDel({ mac: e.mac, dev: name, dst: e.dst }));
     }

@@ -269,3 +269,20 @@ export function nthSubnet(outer: Cidr, prefix: number, n: bigint | number): Cidr
   const start = networkOf({ ip: outer.ip, prefix: inFamily(outer).prefix }).ip.value;
   return { ip: { family, value: start + i * (1n << BigInt(bitsOf(family) - prefix)) }, prefix };
 }
+
+/**
+ * Text in, text out, for code that holds addresses as the strings the kernel and the store print: the
+ * canonical form of an address (a prefix, if any, dropped), of a CIDR (host bits kept), and whether a
+ * CIDR holds an address. They throw Go's parse errors on text that is not an address.
+ */
+export function canonicalIpText(text: string): string {
+  return formatIp(parseIp(text.split("/")[0]!));
+}
+
+export function canonicalCidrText(text: string): string {
+  return formatCidr(parseCidr(text));
+}
+
+export function containsText(cidr: string, ip: string): boolean {
+  return contains(parseCidr(cidr), parseIp(ip.split("/")[0]!));
+}

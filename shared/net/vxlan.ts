@@ -1,5 +1,5 @@
 import { type IpCommand, q } from "./ip.js";
-import { canonicalIp } from "./ipnet.js";
+import { canonicalIpText } from "./ipaddr.js";
 import type { LinkRecord } from "./link.js";
 import { ipWord, isUnicastMac, macWord } from "./mac.js";
 
@@ -70,7 +70,7 @@ export function vxlanInfo(l: LinkRecord): VxlanInfo | undefined {
   const group = d.group ?? d.group6 ?? d.remote ?? d.remote6;
   const info: VxlanInfo = { l2miss: d.l2miss === true, gbp: d.gbp === true };
   if (d.id !== undefined) info.vni = d.id;
-  if (local !== undefined) info.local = canonicalIp(local);
+  if (local !== undefined) info.local = canonicalIpText(local);
   if (d.link !== undefined) info.dev = d.link;
   if (d.port !== undefined) info.port = d.port;
   if (d.learning !== undefined) info.learning = d.learning;
@@ -91,7 +91,7 @@ export function vxlanIncompatibility(want: VxlanLink, have: LinkRecord): string 
   const text = (v: unknown) => (v === undefined ? "none" : String(v));
   if (h.vni !== want.vni) return `vni: ${text(h.vni)} vs ${want.vni}`;
   if (h.dev !== want.dev) return `vtep (external) interface: ${text(h.dev)} vs ${want.dev}`;
-  if (h.local !== canonicalIp(want.local)) return `vtep (external) IP: ${text(h.local)} vs ${want.local}`;
+  if (h.local !== canonicalIpText(want.local)) return `vtep (external) IP: ${text(h.local)} vs ${want.local}`;
   if (h.group !== undefined) return `group address: ${h.group} vs none`;
   if (h.l2miss) return "l2miss: true vs false";
   if (h.port !== want.port) return `port: ${text(h.port)} vs ${want.port}`;
