@@ -61,9 +61,15 @@ function describe(e: ErrorObject, doc: unknown): CniError {
   );
 }
 
+/** The first violation of `schema` by `doc` as ajv reports it, or undefined (for messages of one's own). */
+export async function firstSchemaError(schema: JsonSchema, doc: unknown): Promise<ErrorObject | undefined> {
+  const fn = await compile(schema);
+  return fn(doc) ? undefined : fn.errors![0]!;
+}
+
 /** Checks `doc` against `schema`; the first violation becomes a code 7 (or 2) CNI error. */
 export async function validateSchema<T>(schema: JsonSchema, doc: unknown): Promise<T> {
-  const fn = await compile(schema);
-  if (!fn(doc)) throw describe(fn.errors![0]!, doc);
+  const e = await firstSchemaError(schema, doc);
+  if (e) throw describe(e, doc);
   return doc as T;
 }
