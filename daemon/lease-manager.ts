@@ -66,6 +66,8 @@ export class LeaseManager {
   private listener: LeaseListener | undefined;
   private renewTimer: Timer | undefined;
   private recovering: Promise<void> | undefined;
+  /** Store work in progress (renewals, checks, recovery), for drained(). */
+  private readonly inflight = new Set<Promise<void>>();
   private checking = false;
   /** Why the preferred subnet was not taken by the last tryAcquire, for the subnet-change message. */
   private refusal = "";
@@ -101,7 +103,7 @@ export class LeaseManager {
     if (!lease || this.recovering || this.checking || this.abort.signal.aborted) return;
     if (this.whyLost(leases, lease) === undefined) return;
     this.checking = true;
-    void this.o.store
+    const check = this.o.store
       .list()
       .then((fresh) => {
         const why = this.status.lease === lease ? this.whyLost(fresh, lease) : undefined;
@@ -111,11 +113,26 @@ export class LeaseManager {
       .finally(() => {
         this.checking = false;
       });
+    this.track(check);
   }
 
   stop(): void {
     this.abort.abort();
     this.clock.clearTimeout(this.renewTimer);
+  }
+
+  /** Resolves once the store calls started before stop() have ended (nothing writes after that). */
+  async drained(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+
+  private track(p: Promise<unknown>): void {
+    const done = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inflight.add(done);
+    void done.then(() => this.inflight.delete(done));
   }
 
   // -------------------------------------------------------------------------------------------------------
@@ -232,7 +249,7 @@ export class LeaseManager {
     const lease = this.status.lease;
     if (!lease || lease.expiration === undefined || this.abort.signal.aborted) return;
     const wait = lease.expiration - this.o.renewMarginMs - this.clock.now();
-    this.renewTimer = this.clock.setTimeout(() => void this.renew(), Math.max(0, wait));
+    this.renewTimer = this.clock.setTimeout(() => void this.track(this.renew()), Math.max(0, wait));
   }
 
   private async renew(): Promise<void> {
@@ -261,7 +278,7 @@ export class LeaseManager {
         this.notify();
       }
       this.clock.clearTimeout(this.renewTimer);
-      this.renewTimer = this.clock.setTimeout(() => void this.renew(), retry);
+      this.renewTimer = this.clock.setTimeout(() => void this.track(this.renew()), retry);
     }
   }
 
@@ -274,7 +291,7 @@ export class LeaseManager {
     this.o.log.error(`Lease for ${name} lost: ${why}; re-acquiring it (the same subnet first)`);
     this.status.problem = `lease for ${name} lost: ${why}`;
     this.notify();
-    this.recovering = this.retrying(() => this.tryAcquire(prev), `re-acquiring the lease for ${name}`)
+    const recovery = this.retrying(() => this.tryAcquire(prev), `re-acquiring the lease for ${name}`)
       .then((lease) => {
         this.held(lease);
         if (lease.subnet === prev.subnet && lease.ipv6Subnet === prev.ipv6Subnet) {
@@ -297,6 +314,8 @@ export class LeaseManager {
         if (!this.abort.signal.aborted)
           this.o.log.error("Giving up re-acquiring the lease", { error: String(err) });
       });
+    this.recovering = recovery;
+    this.track(recovery);
   }
 }
 

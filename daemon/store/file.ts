@@ -62,7 +62,8 @@ export class FileStore implements SubnetStore {
   private readonly rescanMs: number;
   private readonly lockTimeout: number;
   private readonly now: () => number;
-  private readonly stops = new Set<() => void>();
+  private readonly stops = new Set<() => Promise<void>>();
+  private readonly scans = new Set<Promise<void>>();
   /** Bad files already reported, so a watch does not repeat itself every rescan. */
   private readonly reported = new Set<string>();
 
@@ -166,6 +167,7 @@ export class FileStore implements SubnetStore {
     };
 
     const once = async () => {
+      if (stopped) return;
       await this.ensureDir().catch(() => undefined);
       arm();
       const entries = await this.scan();
@@ -177,7 +179,7 @@ export class FileStore implements SubnetStore {
           onError(new Error(`ignoring ${join(this.dir, e.name)}: ${e.bad}`));
         }
       }
-      if (entries.some((e) => e.lease && expired(e.lease, now))) await this.reclaim();
+      if (!stopped && entries.some((e) => e.lease && expired(e.lease, now))) await this.reclaim();
       const next = leases.map((l) => l.expiration).filter((t): t is number => t !== undefined && t > now);
       clearTimeout(expiry);
       if (next.length > 0 && !stopped) expiry = setTimeout(kick, Math.min(...next) - now + 5);
@@ -194,8 +196,10 @@ export class FileStore implements SubnetStore {
         again = true;
         return;
       }
-      running = once()
-        .catch((err) => onError(err as Error))
+      const scan = once().catch((err) => onError(err as Error));
+      this.scans.add(scan);
+      running = scan
+        .finally(() => this.scans.delete(scan))
         .finally(() => {
           running = undefined;
           if (again) {
@@ -207,20 +211,23 @@ export class FileStore implements SubnetStore {
 
     const interval = setInterval(kick, this.rescanMs);
     kick();
-    const stop = () => {
+    const stop = async () => {
       stopped = true;
       clearInterval(interval);
       clearTimeout(debounce);
       clearTimeout(expiry);
       watcher?.close();
       this.stops.delete(stop);
+      await running;
     };
     this.stops.add(stop);
-    return stop;
+    return () => void stop();
   }
 
+  /** Stops every watch and waits for the scans in progress, so nothing touches the directory afterwards. */
   async close(): Promise<void> {
-    for (const stop of [...this.stops]) stop();
+    await Promise.all([...this.stops].map((stop) => stop()));
+    while (this.scans.size > 0) await Promise.allSettled([...this.scans]);
   }
 
   // -------------------------------------------------------------------------------------------------------
