@@ -62,8 +62,8 @@ export class Daemon {
   private own: Lease | undefined;
   /** Remote leases by key, with their value as JSON (what the backend was last given). */
   private remotes = new Map<string, { lease: Lease; value: string }>();
-  /** The last set of leases the store delivered. */
-  private all: Lease[] = [];
+  /** The last set of leases the store delivered; undefined until the first (never reconcile without one). */
+  private all: Lease[] | undefined;
   private readonly ignored = new Set<string>();
   private stopWatch: (() => void) | undefined;
   private timers: Timer[] = [];
@@ -212,8 +212,15 @@ export class Daemon {
     });
 
     this.phase("programming the routes to the other nodes");
-    this.onLeases(await store.list().catch(() => [lease]));
-    await this.reconcile();
+    try {
+      this.onLeases(await store.list());
+      await this.reconcile();
+    } catch (err) {
+      // Reconciling against an empty set would remove every route to the other nodes: wait for the
+      // watch's first set instead, and say why the node is not ready meanwhile.
+      this.status.reconcileError = `no list of leases from ${store.description} yet: ${(err as Error).message}`;
+      this.log.warn(this.status.reconcileError);
+    }
 
     this.phase("writing subnet.env");
     this.writeSubnetFile();
@@ -286,16 +293,17 @@ export class Daemon {
   private onLeases(all: Lease[]): void {
     this.status.leasesSeen = all.length;
     this.status.watchError = undefined;
+    const first = this.all === undefined;
     this.all = all;
     this.leases?.observe(all);
-    this.refreshRemotes();
+    this.refreshRemotes(first);
   }
 
   /** The remote leases from the last set (all but our own), logging and reconciling what changed. */
-  private refreshRemotes(): void {
+  private refreshRemotes(first = false): void {
     const all = this.all;
     const own = this.own;
-    if (!own) return;
+    if (!own || !all) return;
     const ownKey = subnetKey(own);
     const next = new Map<string, { lease: Lease; value: string }>();
     for (const l of all) {
@@ -326,7 +334,7 @@ export class Daemon {
       if (b.lease.attrs.BackendType === type) this.log.info(`Subnet removed: ${b.lease.subnet}`);
     }
     this.remotes = next;
-    if (changed && this.status.subnetEnvWritten) this.requestReconcile();
+    if ((changed || first) && this.status.subnetEnvWritten) this.requestReconcile();
   }
 
   /** The lease came back after a loss; if its subnet changed, everything that names it is redone. */
@@ -398,7 +406,7 @@ export class Daemon {
       do {
         this.reconcileAgain = false;
         const { backend, own } = this;
-        if (!backend || !own || this.stopped) return;
+        if (!backend || !own || !this.all || this.stopped) return;
         try {
           await backend.reconcile(
             own,

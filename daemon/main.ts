@@ -41,7 +41,10 @@ export async function main(argv: string[], overrides: Partial<DaemonDeps> = {}):
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
-    return await daemon.run();
+    const code = await daemon.run();
+    // Everything is closed by now; should a stray handle keep the process alive, it still ends.
+    setTimeout(() => process.exit(code), 3000).unref();
+    return code;
   } finally {
     process.off("SIGTERM", onSignal);
     process.off("SIGINT", onSignal);

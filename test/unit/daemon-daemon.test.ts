@@ -248,6 +248,39 @@ t(
   },
 );
 
+t(
+  "no list of leases after the lease is taken: no reconcile against an empty set, not ready until the watch's",
+  async (ctx) => {
+    await new FileStore({ dir: ctx.storeDir }).create(
+      { subnet: "10.244.9.0/24", attrs: other("192.0.2.9") },
+      3600e3,
+    );
+    let lists = 0;
+    const d = deps(ctx, {
+      openStore: async (f) => {
+        const inner = new FileStore({ dir: f.storeDir, rescanMs: 200 });
+        return Object.assign(Object.create(inner), {
+          // The third list (after the interface's previous lease and the acquisition) fails.
+          list: () => (++lists === 3 ? Promise.reject(new Error("connection refused")) : inner.list()),
+          watch: inner.watch.bind(inner),
+          close: () => inner.close(),
+        });
+      },
+    });
+    const { daemon } = start(ctx, flagsOf(ctx), d);
+    await until("subnet.env", () => daemon.status.subnetEnvWritten);
+    assert.ok(lists >= 3);
+    await until("the watch's set reconciled", () => ctx.backend.reconciles.length > 0);
+    assert.equal(
+      ctx.backend.reconciles.map((r) => r.remotes.map((l) => l.subnet)),
+      [["10.244.9.0/24"]],
+      "never reconciled without the peer",
+    );
+    assert.ok(ctx.logs.has(/^warn no list of leases from file .* yet: connection refused$/));
+    assert.is(readiness(daemon.status).ready, true);
+  },
+);
+
 t("rules are re-synced every --iptables-resync seconds", async (ctx) => {
   const { daemon } = start(ctx, flagsOf(ctx, ["--iptables-resync=3"]));
   await until("ready", () => daemon.status.subnetEnvWritten);
