@@ -12,6 +12,7 @@ import {
   tryRestore,
   trySaveAll,
 } from "../shared/net/iptables.js";
+import type { Lease } from "./lease.js";
 
 /**
  * flanneld's iptables rules (pkg/trafficmngr/iptables/iptables.go), rule for rule, so flanneld and weftd
@@ -226,4 +227,29 @@ export async function removeFlannelRules(scope: IptablesScope = {}): Promise<Rul
     for (const p of plans.filter((x) => x.lines.length > 0)) changed.push(`${name} ${p.table} ${p.chain}`);
   }
   return { changed };
+}
+
+/** What the daemon asks of the rules each resync: its network config, its lease and its flags. */
+export interface RulesOptions {
+  network?: string;
+  ipv6Network?: string;
+  lease: Lease;
+  ipMasq: boolean;
+  forwardRules: boolean;
+  randomFully?: boolean;
+  log?: Logger;
+}
+
+/** The daemon's resync: flanneld's chains for the node's lease (ensureFlannelRules). */
+export async function syncRules(o: RulesOptions): Promise<void> {
+  await ensureFlannelRules({
+    ipMasq: o.ipMasq,
+    forwardRules: o.forwardRules,
+    ...(o.network ? { network: o.network } : {}),
+    ...(o.lease.subnet ? { subnet: o.lease.subnet } : {}),
+    ...(o.ipv6Network ? { ipv6Network: o.ipv6Network } : {}),
+    ...(o.lease.ipv6Subnet ? { ipv6Subnet: o.lease.ipv6Subnet } : {}),
+    ...(o.randomFully !== undefined ? { randomFully: o.randomFully } : {}),
+    ...(o.log ? { log: o.log } : {}),
+  });
 }

@@ -17,14 +17,15 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const out = resolve(process.argv[2] ?? join(root, "build", "gen"));
 mkdirSync(out, { recursive: true });
 
-// 1. Collect the schemas: the shared netconf schema and each plugin's own.
+// 1. Collect the schemas: the shared netconf schema, each plugin's own, and weftd's net-conf.json ones.
 const collector = join(out, "collect-schemas.ts");
 writeFileSync(
   collector,
   `import { PLUGINS } from ${JSON.stringify(join(root, "cli/plugins.ts"))};
 import { netConfSchema } from ${JSON.stringify(join(root, "shared/cni/schemas.ts"))};
 import { schemaKey } from ${JSON.stringify(join(root, "shared/cni/validate.ts"))};
-const schemas = [netConfSchema];
+import { NET_CONF_SCHEMAS } from ${JSON.stringify(join(root, "daemon/net-conf.ts"))};
+const schemas = [netConfSchema, ...NET_CONF_SCHEMAS];
 for (const load of Object.values(PLUGINS)) { const p = await load(); if (p.schema) schemas.push(p.schema); }
 process.stdout.write(JSON.stringify(schemas.map((s) => ({ key: schemaKey(s), schema: s }))));
 `,

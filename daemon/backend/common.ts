@@ -146,9 +146,9 @@ const describe = (r: RouteRecord | RouteSpec) => {
 };
 
 /**
- * The lease log lines, one per event, in flanneld's words (route_network.go): "Subnet added: <subnet>
- * via <public IP>" the first time a lease is seen, "Subnet removed: <subnet>" when it goes; kernel
- * repairs of a known lease are logged as such.
+ * The leases a backend has programmed, so kernel repairs of a known lease are logged as repairs. The
+ * lease events themselves ("Subnet added: <subnet> via <public IP>", "Subnet removed: <subnet>", in
+ * flanneld's words) are the daemon's lines (daemon.ts), one per event whatever the backend.
  */
 export class LeaseLog {
   private known = new Map<string, string>();
@@ -158,17 +158,11 @@ export class LeaseLog {
   /** The public IPs of the leases the last update removed, by subnet. */
   removed = new Map<string, string>();
 
-  /** Logs the added and removed leases and remembers the set; returns the subnets that were known before. */
+  /** Remembers the set; returns the subnets that were known before. */
   update(views: RemoteView[]): Set<string> {
     const before = new Set(this.known.keys());
     this.removed = new Map([...this.known].filter(([subnet]) => !views.some((v) => v.subnet === subnet)));
-    const next = new Map(views.map((v) => [v.subnet, v.publicIp]));
-    for (const [subnet, ip] of next) {
-      if (this.known.get(subnet) !== ip) this.log().info(`Subnet added: ${subnet} via ${ip}`);
-    }
-    for (const subnet of this.known.keys())
-      if (!next.has(subnet)) this.log().info(`Subnet removed: ${subnet}`);
-    this.known = next;
+    this.known = new Map(views.map((v) => [v.subnet, v.publicIp]));
     return before;
   }
 

@@ -61,6 +61,12 @@ function describe(e: ErrorObject, doc: unknown): CniError {
   );
 }
 
+/** The first violation of `schema` by `doc` as ajv reports it, or undefined (for messages of one's own). */
+export async function firstSchemaError(schema: JsonSchema, doc: unknown): Promise<ErrorObject | undefined> {
+  const fn = await compile(schema);
+  return fn(doc) ? undefined : fn.errors![0]!;
+}
+
 /**
  * Checks `doc` against `schema`; the first violation becomes a code 7 (or 2) CNI error. With
  * `dropInvalid` (a teardown), a violation is reported instead and the object member holding it is

@@ -17,8 +17,11 @@ export class FileLock {
 
   constructor(readonly path: string) {}
 
-  /** Blocks until the lock is ours, like LOCK_EX without LOCK_NB. */
-  async lock(): Promise<void> {
+  /**
+   * Blocks until the lock is ours, like LOCK_EX without LOCK_NB; with `timeoutSeconds`, gives up after
+   * that long (flock -w) with an error, for a caller that must not hang behind a stuck holder.
+   */
+  async lock(timeoutSeconds?: number): Promise<void> {
     if (this.fd !== undefined) throw new Error(`lock ${this.path} already held`);
     let fd: number;
     try {
@@ -27,7 +30,8 @@ export class FileLock {
       throw goFileError(err, this.path);
     }
     try {
-      await flockChild(fd, ["-x", "3"], this.path);
+      const wait = timeoutSeconds === undefined ? [] : ["-w", String(timeoutSeconds)];
+      await flockChild(fd, [...wait, "-x", "3"], this.path);
     } catch (err) {
       closeSync(fd);
       throw err;
@@ -49,9 +53,13 @@ export class FileLock {
 }
 
 /** Runs `fn` holding the lock on `path`, releasing it whatever happens. */
-export async function withFileLock<T>(path: string, fn: () => Promise<T> | T): Promise<T> {
+export async function withFileLock<T>(
+  path: string,
+  fn: () => Promise<T> | T,
+  timeoutSeconds?: number,
+): Promise<T> {
   const lock = new FileLock(path);
-  await lock.lock();
+  await lock.lock(timeoutSeconds);
   try {
     return await fn();
   } finally {

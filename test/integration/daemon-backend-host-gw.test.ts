@@ -63,11 +63,7 @@ s("each node routes the others' subnets via their public IPs; pods reach pods", 
     "10.244.1.0/24 via 192.168.77.1 dev eth0 proto 87",
     "10.244.3.0/24 via 192.168.77.3 dev eth0 proto 87",
   ]);
-  const lines = tlog.fresh();
-  assert.ok(
-    lines.some((l) => l.includes('"Subnet added: 10.244.2.0/24 via 192.168.77.2"')),
-    lines.join("\n"),
-  );
+  tlog.fresh(); // what the first reconcile logged (device set-up)
   for (const a of nodes)
     for (const b of nodes) if (a !== b) assert.ok(pings(a.pod, b.podIp), `${a.podIp} -> ${b.podIp}`);
 });
@@ -120,7 +116,6 @@ s("a lease gone takes its route; one of another backend type is ignored", async 
   await backends[0]!.reconcile(leases[0]!, [leases[1]!, vx]);
   assert.equal(ours(0), ["10.244.2.0/24 via 192.168.77.2 dev eth0 proto 87"]);
   assert.not.ok(pings(nodes[0]!.pod, nodes[2]!.podIp));
-  assert.ok(tlog.fresh().some((l) => l.includes("Subnet removed: 10.244.3.0/24")));
   await backends[0]!.reconcile(leases[0]!, others(0));
   assert.ok(pings(nodes[0]!.pod, nodes[2]!.podIp));
 });

@@ -118,11 +118,7 @@ s("reconcile: address, neighbour, fdb entry and onlink route per remote lease; p
     fdb(0).sort(),
     [`${macs[1]} dst 192.168.77.2 self permanent`, `${macs[2]} dst 192.168.77.3 self permanent`].sort(),
   );
-  const lines = tlog.fresh();
-  assert.ok(
-    lines.some((l) => l.includes('"Subnet added: 10.244.2.0/24 via 192.168.77.2"')),
-    lines.join("\n"),
-  );
+  tlog.fresh(); // what the first reconcile logged (device set-up)
   for (const a of nodes)
     for (const b of nodes) if (a !== b) assert.ok(pings(a.pod, b.podIp), `${a.podIp} -> ${b.podIp}`);
 });
@@ -249,7 +245,6 @@ s("a lease gone takes its neighbour, fdb entry and route; it comes back with the
   assert.equal(routes87(0), ["10.244.2.0/24 via 10.244.2.0 dev flannel.1 proto 87 onlink"]);
   assert.equal(neighs(0), [`10.244.2.0 lladdr ${macs[1]} PERMANENT`]);
   assert.equal(fdb(0), [`${macs[1]} dst 192.168.77.2 self permanent`]);
-  assert.ok(tlog.fresh().some((l) => l.includes("Subnet removed: 10.244.3.0/24")));
   await backends[0]!.reconcile(leases[0]!, others(0));
   assert.ok(pings(nodes[0]!.pod, nodes[2]!.podIp));
 });
