@@ -1,4 +1,14 @@
-import { formatIp, tryParseCidr, tryParseIp } from "../shared/net/ipaddr.js";
+import {
+  type Cidr,
+  overlaps as cidrOverlaps,
+  contains,
+  formatCidr,
+  formatIp,
+  bitsOf as ipBits,
+  networkOf,
+  tryParseCidr,
+  tryParseIp,
+} from "../shared/net/ipaddr.js";
 
 /**
  * The daemon's door to address math: net-conf parsing and subnet carving go through these few
@@ -15,23 +25,24 @@ export interface Prefix {
   len: number;
 }
 
-export const bitsOf = (family: Family): number => (family === 4 ? 32 : 128);
+export const bitsOf = (family: Family): number => ipBits(family);
 
-/** All ones in the first `len` bits of the family. */
-export function maskOf(family: Family, len: number): bigint {
-  const bits = BigInt(bitsOf(family));
-  return ((1n << bits) - 1n) ^ ((1n << (bits - BigInt(len))) - 1n);
-}
+const cidrOf = (p: Prefix): Cidr => ({ ip: { family: p.family, value: p.ip }, prefix: p.len });
 
 /** How many addresses a prefix of `len` spans (the distance between two neighbouring subnets). */
 export const sizeOf = (family: Family, len: number): bigint => 1n << BigInt(bitsOf(family) - len);
+
+/** Whether `ip` is the network address of its `len`-long prefix (on a SubnetLen boundary). */
+export const onBoundary = (family: Family, ip: bigint, len: number): boolean =>
+  networkOf({ ip: { family, value: ip }, prefix: len }).ip.value === ip;
 
 /** Go's net.ParseCIDR reduced to the network, or Go's error text (`invalid CIDR address: <text>`). */
 export function parseGoCidr(text: string): Prefix {
   const c = tryParseCidr(text);
   // A v4-mapped address with a v6 mask is neither flannel's IPv4 nor a sensible IPv6 network.
   if (!c || (c.maskFamily ?? c.ip.family) !== c.ip.family) throw new Error(`invalid CIDR address: ${text}`);
-  return { family: c.ip.family, ip: c.ip.value & maskOf(c.ip.family, c.prefix), len: c.prefix };
+  const n = networkOf(c);
+  return { family: n.ip.family, ip: n.ip.value, len: n.prefix };
 }
 
 /** Go's net.ParseIP, or flannel's error text (`invalid IP address format`). */
@@ -45,17 +56,14 @@ export function parseGoIp(text: string): { family: Family; value: bigint } {
 export const formatAddr = (family: Family, value: bigint): string => formatIp({ family, value });
 
 /** Go's IPNet.String() ("10.244.3.0/24"). */
-export const formatPrefix = (p: Prefix): string => `${formatAddr(p.family, p.ip)}/${p.len}`;
+export const formatPrefix = (p: Prefix): string => formatCidr(cidrOf(p));
 
 /** Whether `ip` lies inside `p` (flannel's IP4Net.Contains). */
-export const containsAddr = (p: Prefix, ip: bigint): boolean => (ip & maskOf(p.family, p.len)) === p.ip;
+export const containsAddr = (p: Prefix, ip: bigint): boolean =>
+  contains(cidrOf(p), { family: p.family, value: ip });
 
 /** Whether two prefixes share an address (flannel's Overlaps: compare under the shorter mask). */
-export function overlaps(a: Prefix, b: Prefix): boolean {
-  if (a.family !== b.family) return false;
-  const m = maskOf(a.family, Math.min(a.len, b.len));
-  return (a.ip & m) === (b.ip & m);
-}
+export const overlaps = (a: Prefix, b: Prefix): boolean => cidrOverlaps(cidrOf(a), cidrOf(b));
 
 /** A canonical CIDR string as a prefix, or undefined (for leases and subnet.env values read back). */
 export function tryPrefix(text: string | undefined): Prefix | undefined {

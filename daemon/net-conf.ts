@@ -9,7 +9,7 @@ import {
   type Family,
   formatAddr,
   formatPrefix,
-  maskOf,
+  onBoundary,
   type Prefix,
   parseGoCidr,
   parseGoIp,
@@ -244,7 +244,7 @@ function checkFamily(
       throw new NetConfError(
         `${key} is not in the range of the ${netKey} (${key} ${formatAddr(family, given)}, ${netKey} ${formatPrefix(network)}; ${span})`,
       );
-    if ((given & maskOf(family, subnetLen)) !== given)
+    if (!onBoundary(family, given, subnetLen))
       throw new NetConfError(`${key} is not on a SubnetLen boundary: ${formatAddr(family, given)} (${span})`);
     return given;
   };
