@@ -1,0 +1,280 @@
+import { readFileSync } from "node:fs";
+import type { CallOptions } from "@grpc/grpc-js";
+import {
+  Etcd3,
+  GRPCDeadlineExceededError,
+  type ICompare,
+  type IDuplexStream,
+  type IKeyValue,
+  type IOptions,
+  type IRequestOp,
+  type IWatchRequest,
+  type IWatchResponse,
+  isRecoverableError,
+} from "etcd3";
+import { StoreUnavailableError } from "./store.js";
+
+/**
+ * The etcd v3 connection of the etcd store: the etcd3 client (on @grpc/grpc-js) set up once, and every
+ * call made under a deadline. flanneld's client has neither a dial timeout nor call deadlines, so an
+ * unreachable or silent etcd hangs it without a word (anchors 10.1 item 3); here every operation ends
+ * within `timeoutMs`, and fails with a StoreUnavailableError that names the endpoints, the deadline and
+ * the cause.
+ */
+export interface EtcdClientOptions {
+  endpoints: string[];
+  caFile?: string | undefined;
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
+  username?: string | undefined;
+  password?: string | undefined;
+  timeoutMs: number;
+}
+
+export interface KeepAlive {
+  /** Seconds the lease now has (its granted TTL), or 0 when etcd no longer knows the lease. */
+  ttl: number;
+}
+
+export interface LeaseTtl {
+  /** Seconds left, or -1 when etcd no longer knows the lease (etcd answers so for lease 0 too). */
+  ttl: number;
+  granted: number;
+}
+
+export type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
+
+/** Reconnection follows the store's retry rhythm: gRPC's own default backs off up to two minutes. */
+const GRPC_OPTIONS = {
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 5000,
+  // A connection that died without a word (a partition) is noticed on the watch stream within ~15 s.
+  // etcd refuses pings more often than every 5 s (--grpc-keepalive-min-time) or with no call open.
+  "grpc.keepalive_time_ms": 10_000,
+  "grpc.keepalive_timeout_ms": 5000,
+  "grpc.keepalive_permit_without_calls": 0,
+  // A node's http_proxy/https_proxy (set for image pulls) must not capture the cluster's etcd traffic.
+  "grpc.enable_http_proxy": 0,
+};
+
+/** How long after the deadline an operation is abandoned if its calls have not failed by themselves. */
+const BACKSTOP_MS = 250;
+
+type Policy = NonNullable<NonNullable<IOptions["faultHandling"]>["global"]>;
+const NEVER = new AbortController().signal;
+
+/**
+ * etcd3's default fault handling retries 3 times and opens a per-endpoint circuit breaker for 5 s after
+ * 3 failures, answering "circuit breaker is open" instead of the cause. The store retries at its own
+ * level (the lease manager, the watch's backoff), so here a call goes straight through...
+ */
+const passThrough = {
+  execute: (fn: (ctx: { signal: AbortSignal }) => unknown) =>
+    Promise.resolve().then(() => fn({ signal: NEVER })),
+} as unknown as Policy;
+
+/** ...and moves on to the next endpoint when one fails with a connection error, once per endpoint. */
+function failover(endpoints: number): Policy {
+  return {
+    async execute(fn: (ctx: { signal: AbortSignal }) => unknown) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await fn({ signal: NEVER });
+        } catch (err) {
+          if (attempt >= endpoints || !(err instanceof Error) || !isRecoverableError(err)) throw err;
+        }
+      }
+    },
+  } as unknown as Policy;
+}
+
+function readPem(what: string, flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new StoreUnavailableError(
+      `cannot read the etcd ${what} ${path} (${flag}): ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/**
+ * TLS as flanneld sets it up, less its trap: flanneld uses TLS only when both --etcd-certfile and
+ * --etcd-keyfile are given and then silently ignores --etcd-cafile otherwise (anchors 10.2). Here a CA
+ * alone verifies the server (https endpoints without a client certificate), a certificate needs its key
+ * and the reverse, and https endpoints with no files use the system's roots.
+ */
+function credentialsOf(o: EtcdClientOptions): IOptions["credentials"] {
+  if (Boolean(o.certFile) !== Boolean(o.keyFile)) {
+    throw new StoreUnavailableError(
+      o.certFile
+        ? `--etcd-certfile ${o.certFile} needs its key: --etcd-keyfile is not set`
+        : `--etcd-keyfile ${o.keyFile} needs its certificate: --etcd-certfile is not set`,
+    );
+  }
+  if (!o.caFile && !o.certFile) return undefined;
+  return {
+    // null: grpc-js verifies the server against Node's bundled roots.
+    rootCertificate: o.caFile ? readPem("CA", "--etcd-cafile", o.caFile) : (null as unknown as Buffer),
+    ...(o.certFile ? { certChain: readPem("certificate", "--etcd-certfile", o.certFile) } : {}),
+    ...(o.keyFile ? { privateKey: readPem("key", "--etcd-keyfile", o.keyFile) } : {}),
+  };
+}
+
+function checkEndpoints(endpoints: string[]): void {
+  if (endpoints.length === 0) throw new StoreUnavailableError("no etcd endpoints given (--etcd-endpoints)");
+  for (const e of endpoints) {
+    if (!/^(https?:\/\/)?[^/\s]+\/?$/.test(e)) {
+      throw new StoreUnavailableError(
+        `invalid etcd endpoint ${JSON.stringify(e)} (--etcd-endpoints): expected http://host:port or https://host:port`,
+      );
+    }
+  }
+  const secure = endpoints.filter((e) => e.startsWith("https://")).length;
+  if (secure > 0 && secure < endpoints.length) {
+    throw new StoreUnavailableError(
+      `etcd endpoints mix http and https (${endpoints.join(",")}): use one scheme for all of them`,
+    );
+  }
+}
+
+export class EtcdClient {
+  readonly endpoints: string[];
+  readonly timeoutMs: number;
+  /** Things the operator should hear about the set-up, logged by the store. */
+  readonly warnings: string[] = [];
+  private readonly etcd: Etcd3;
+
+  constructor(o: EtcdClientOptions) {
+    this.endpoints = o.endpoints;
+    this.timeoutMs = o.timeoutMs;
+    checkEndpoints(o.endpoints);
+    let credentials = credentialsOf(o);
+    if (credentials && o.endpoints.every((e) => e.startsWith("http://"))) {
+      // clientv3 (flanneld) dials http:// endpoints in plain text whatever TLS files it was given.
+      this.warnings.push(
+        `TLS files given but every etcd endpoint is http:// (${o.endpoints.join(",")}): connecting without TLS; use https:// endpoints for TLS`,
+      );
+      credentials = undefined;
+    }
+    const deadline = (): CallOptions => ({ deadline: Date.now() + o.timeoutMs });
+    this.etcd = new Etcd3({
+      hosts: o.endpoints,
+      ...(credentials ? { credentials } : {}),
+      ...(o.username
+        ? { auth: { username: o.username, password: o.password ?? "", callOptions: deadline } }
+        : {}),
+      grpcOptions: GRPC_OPTIONS,
+      faultHandling: { host: () => passThrough, global: failover(o.endpoints.length) },
+    });
+  }
+
+  /** "http://10.0.0.5:2379,http://10.0.0.6:2379" */
+  get where(): string {
+    return this.endpoints.join(",");
+  }
+
+  /**
+   * Runs `fn` (one store operation, maybe several RPCs) under one deadline: every RPC gets it as its gRPC
+   * deadline, and a backstop timer abandons the whole shortly after (an authentication round has no
+   * deadline of its own). Any failure becomes a StoreUnavailableError, except the errors the operation
+   * itself answers with (`isAnswer`: LeaseLostError).
+   */
+  async op<T>(
+    what: string,
+    fn: (call: CallOptions) => Promise<T>,
+    isAnswer?: (err: unknown) => boolean,
+  ): Promise<T> {
+    const started = Date.now();
+    const call: CallOptions = { deadline: started + this.timeoutMs };
+    let timer: NodeJS.Timeout | undefined;
+    const work = fn(call);
+    // The backstop comes after the gRPC deadline, so a call that hits the deadline fails with its own
+    // cause (and etcd3 resets its connection) before the operation is declared over.
+    const backstop = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new GRPCDeadlineExceededError("no answer")),
+        this.timeoutMs + BACKSTOP_MS,
+      );
+    });
+    try {
+      return await Promise.race([work, backstop]);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError || isAnswer?.(err)) throw err;
+      if (err instanceof GRPCDeadlineExceededError) {
+        throw new StoreUnavailableError(
+          `etcd ${this.where} did not answer within the ${this.timeoutMs} ms deadline (${what}): ${describe(err)}`,
+          { cause: err },
+        );
+      }
+      throw new StoreUnavailableError(
+        `etcd ${this.where} unavailable (${what}, failed after ${Date.now() - started} ms of the ${this.timeoutMs} ms deadline): ${describe(err)}`,
+        { cause: err },
+      );
+    } finally {
+      clearTimeout(timer);
+      work.catch(() => undefined); // abandoned after the backstop: its late failure is not news
+    }
+  }
+
+  range(key: Buffer, rangeEnd: Buffer | undefined, call: CallOptions) {
+    return this.etcd.kv.range({ key, ...(rangeEnd ? { range_end: rangeEnd } : {}) }, call);
+  }
+
+  txn(compare: ICompare[], success: IRequestOp[], failure: IRequestOp[], call: CallOptions) {
+    return this.etcd.kv.txn({ compare, success, failure }, call);
+  }
+
+  grant(ttlSeconds: number, call: CallOptions) {
+    return this.etcd.leaseClient.leaseGrant({ TTL: ttlSeconds }, call);
+  }
+
+  revoke(id: string, call: CallOptions) {
+    return this.etcd.leaseClient.leaseRevoke({ ID: id }, call);
+  }
+
+  async timeToLive(id: string, call: CallOptions, keys = false): Promise<LeaseTtl & { keys: Buffer[] }> {
+    const r = await this.etcd.leaseClient.leaseTimeToLive({ ID: id, keys }, call);
+    return { ttl: Number(r.TTL), granted: Number(r.grantedTTL), keys: r.keys ?? [] };
+  }
+
+  /**
+   * clientv3's KeepAliveOnce: one request on a LeaseKeepAlive stream, one answer. etcd answers TTL 0 for a
+   * lease it does not know (expired or revoked).
+   */
+  async keepAliveOnce(id: string, call: CallOptions): Promise<KeepAlive> {
+    const stream = await this.etcd.leaseClient.leaseKeepAlive(call);
+    try {
+      return await new Promise<KeepAlive>((resolve, reject) => {
+        stream.on("data", (r) => resolve({ ttl: Number(r.TTL) }));
+        stream.on("error", reject);
+        stream.on("end", () => reject(new Error("the keep-alive stream ended without an answer")));
+        stream.write({ ID: id });
+      });
+    } finally {
+      stream.end();
+      stream.cancel();
+    }
+  }
+
+  /** A Watch stream (no deadline: it lives as long as the watch). */
+  watchStream(): Promise<WatchStream> {
+    return this.etcd.watchClient.watch();
+  }
+
+  close(): void {
+    this.etcd.close();
+  }
+}
+
+/** The message of an etcd3/gRPC error with its kind ("GRPCUnavailableError: 14 UNAVAILABLE: ..."). */
+export function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const name = err.constructor?.name && err.constructor.name !== "Error" ? `${err.constructor.name}: ` : "";
+  return `${name}${err.message}`;
+}
+
+export type { IKeyValue };
