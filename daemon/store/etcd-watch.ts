@@ -110,7 +110,7 @@ class PrefixWatch {
 
   stop(): void {
     this.stopped = true;
-    this.stream?.cancel();
+    if (this.stream) close(this.stream);
     clearTimeout(this.sleepTimer);
     clearTimeout(this.refreshTimer);
     this.wake?.();
@@ -153,7 +153,7 @@ class PrefixWatch {
   private async follow(established: () => void): Promise<Verdict> {
     const stream = await this.deps.client.watchStream();
     if (this.stopped) {
-      stream.cancel();
+      close(stream);
       return undefined;
     }
     this.stream = stream;
@@ -162,7 +162,7 @@ class PrefixWatch {
     // would wait forever: it gets the store's deadline like any call.
     let created = false;
     const creationTimer = setTimeout(() => {
-      if (!created) stream.cancel();
+      if (!created) close(stream);
     }, this.deps.client.timeoutMs);
     try {
       stream.write({
@@ -202,7 +202,7 @@ class PrefixWatch {
     } finally {
       clearTimeout(creationTimer);
       this.stream = undefined;
-      stream.cancel();
+      close(stream);
     }
   }
 
@@ -326,6 +326,16 @@ class PrefixWatch {
       this.sleepTimer = setTimeout(resolve, ms);
     });
   }
+}
+
+/**
+ * Ends our side, then cancels. The order matters: etcd3 takes a CANCELLED error on a stream still
+ * writable for its host failing and closes all of that host's clients, cutting off calls just started
+ * ("Channel closed before call started"); ended first, the stream is no longer writable.
+ */
+function close(stream: WatchStream): void {
+  stream.end();
+  stream.cancel();
 }
 
 function isCancelled(err: unknown): boolean {
