@@ -10,8 +10,8 @@ import { StoreUnavailableError } from "./store.js";
  * The level-triggered watch of `<prefix>/subnets/`: list (with its revision), hand over the whole set,
  * then follow a Watch stream from revision+1, applying each event to the set and handing it over again.
  * It repairs itself where flanneld's watch fails (anchors 10.1 item 4, 10.2):
- * - a broken stream is reopened with backoff (100 ms doubling to 5 s, back to 100 ms once a stream is
- *   established) from the revision after the last one applied, never from the original one;
+ * - a broken stream is reopened with backoff (100 ms doubling to 5 s, back to 100 ms after a stream that
+ *   worked for a second) from the revision after the last one applied, never from the original one;
  * - a revision compacted away, a store whose revision went backwards or another cluster answering means
  *   the history cannot be replayed: it re-lists, and the new whole set is the diff consumers need;
  * - progress notifications advance the resume revision while the subnets are quiet, so a reconnect
@@ -29,6 +29,8 @@ export interface WatchDeps {
 
 export const WATCH_BACKOFF_MIN_MS = 100;
 export const WATCH_BACKOFF_MAX_MS = 5000;
+/** A stream that lived this long was working: the backoff starts over when it breaks. */
+export const WATCH_STABLE_MS = 1000;
 
 interface Entry {
   kv: IKeyValue;
@@ -85,23 +87,32 @@ class PrefixWatch {
     let backoff = WATCH_BACKOFF_MIN_MS;
     let relist = true;
     while (!this.stopped) {
+      let establishedAt: number | undefined;
+      const stable = () => establishedAt !== undefined && Date.now() - establishedAt >= WATCH_STABLE_MS;
       try {
         if (relist) {
           await this.list();
           relist = false;
         }
         const verdict = await this.follow(() => {
-          backoff = WATCH_BACKOFF_MIN_MS;
+          establishedAt = Date.now();
         });
-        if (verdict === "relist") {
-          relist = true;
-          continue;
-        }
         if (this.stopped) break;
-        throw new Error("etcd closed the watch stream");
+        if (verdict !== "relist") throw new Error("etcd closed the watch stream");
+        relist = true;
       } catch (err) {
         if (this.stopped) break;
+        if (stable()) backoff = WATCH_BACKOFF_MIN_MS;
         this.report(err, backoff, relist);
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, WATCH_BACKOFF_MAX_MS);
+        continue;
+      }
+      // History lost (compaction...): list again at once after a stream that had been working, but a
+      // stream refused as soon as it is created must not turn into a hot loop (flannel #2470).
+      if (stable()) {
+        backoff = WATCH_BACKOFF_MIN_MS;
+        continue;
       }
       await this.sleep(backoff);
       backoff = Math.min(backoff * 2, WATCH_BACKOFF_MAX_MS);
