@@ -283,6 +283,28 @@ t("a reservation stays one: renew publishes the node's attributes on it without 
   assert.is(kv.value, encodeLeaseAttrs(mine.attrs));
 });
 
+t("a lease another node keeps alive (KeepAlive: no key event) never looks expired in the watch", async () => {
+  const prefix = testPrefix();
+  const holder = store({ prefix });
+  const w = new WatchLog(store({ prefix }));
+  try {
+    let lease = await holder.create(vxlanLease("10.5.55.0/24", "192.168.77.5"), 4000);
+    assert.ok(lease);
+    const first = await w.next((set) => set.length === 1, 10_000, "the lease");
+    const firstEnd = first[0]!.expiration!;
+    const until = Date.now() + 9000;
+    while (Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 1500));
+      lease = await holder.renew(lease, 4000);
+      const shown = w.last?.[0]?.expiration ?? 0;
+      assert.ok(shown > Date.now(), `the watch shows the live lease as expired (${shown - Date.now()} ms)`);
+    }
+    assert.ok(w.last![0]!.expiration! > firstEnd + 4000, "the watch learned the later ends");
+  } finally {
+    w.stop();
+  }
+});
+
 /**
  * Stops watches while other calls are under way, the way a one-shot watch stops from its own callback.
  * etcd3 treats a stream's CANCELLED error as its host failing and closes that host's clients, which cut
