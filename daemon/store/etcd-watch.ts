@@ -276,6 +276,7 @@ class PrefixWatch {
   }
 
   private emit(): void {
+    if (this.stopped) return; // a list or an event read that finished after stop(): nobody listens
     const leases = [...this.set.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([, e]) => e.lease);

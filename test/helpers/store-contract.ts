@@ -257,6 +257,28 @@ export function storeContract(title: string, harness: () => Promise<StoreHarness
     }
   });
 
+  withHarness("a stopped watch calls nobody, even when stopped before its first list answered", async (h) => {
+    const a = await h.open();
+    assert.ok(await a.create(vxlanLease("10.5.46.0/24", "192.168.77.1"), HOUR));
+    let calls = 0;
+    const stop = a.watch(
+      () => {
+        calls++;
+      },
+      () => undefined,
+    );
+    stop();
+    const w = new WatchLog(a);
+    try {
+      await w.next((s) => s.length === 1, 10_000, "the set, on another watch");
+      assert.ok(await a.create(vxlanLease("10.5.47.0/24", "192.168.77.1"), HOUR));
+      await w.next((s) => s.length === 2, 10_000, "the change, on another watch");
+      assert.is(calls, 0);
+    } finally {
+      w.stop();
+    }
+  });
+
   withHarness("release frees the subnet for another node", async (h) => {
     const a = await h.open();
     const b = await h.open();
