@@ -19,7 +19,8 @@ import { StoreUnavailableError } from "./store.js";
  * call made under a deadline. flanneld's client has neither a dial timeout nor call deadlines, so an
  * unreachable or silent etcd hangs it without a word (anchors 10.1 item 3); here every operation ends
  * within `timeoutMs`, and fails with a StoreUnavailableError that names the endpoints, the deadline and
- * the cause.
+ * the cause, with a hint at the usual fix. Configuration mistakes (unreadable certificate files, a
+ * certificate without its key, malformed endpoints) throw a plain Error naming the flag, at once.
  */
 export interface EtcdClientOptions {
   endpoints: string[];
@@ -92,12 +93,9 @@ function readPem(what: string, flag: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new StoreUnavailableError(
-      `cannot read the etcd ${what} ${path} (${flag}): ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
+    throw new Error(`cannot read the etcd ${what} ${path} (${flag}): ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 
@@ -109,7 +107,7 @@ function readPem(what: string, flag: string, path: string): Buffer {
  */
 function credentialsOf(o: EtcdClientOptions): IOptions["credentials"] {
   if (Boolean(o.certFile) !== Boolean(o.keyFile)) {
-    throw new StoreUnavailableError(
+    throw new Error(
       o.certFile
         ? `--etcd-certfile ${o.certFile} needs its key: --etcd-keyfile is not set`
         : `--etcd-keyfile ${o.keyFile} needs its certificate: --etcd-certfile is not set`,
@@ -125,17 +123,17 @@ function credentialsOf(o: EtcdClientOptions): IOptions["credentials"] {
 }
 
 function checkEndpoints(endpoints: string[]): void {
-  if (endpoints.length === 0) throw new StoreUnavailableError("no etcd endpoints given (--etcd-endpoints)");
+  if (endpoints.length === 0) throw new Error("no etcd endpoints given (--etcd-endpoints)");
   for (const e of endpoints) {
     if (!/^(https?:\/\/)?[^/\s]+\/?$/.test(e)) {
-      throw new StoreUnavailableError(
+      throw new Error(
         `invalid etcd endpoint ${JSON.stringify(e)} (--etcd-endpoints): expected http://host:port or https://host:port`,
       );
     }
   }
   const secure = endpoints.filter((e) => e.startsWith("https://")).length;
   if (secure > 0 && secure < endpoints.length) {
-    throw new StoreUnavailableError(
+    throw new Error(
       `etcd endpoints mix http and https (${endpoints.join(",")}): use one scheme for all of them`,
     );
   }
@@ -206,12 +204,12 @@ export class EtcdClient {
       if (err instanceof StoreUnavailableError || isAnswer?.(err)) throw err;
       if (err instanceof GRPCDeadlineExceededError) {
         throw new StoreUnavailableError(
-          `etcd ${this.where} did not answer within the ${this.timeoutMs} ms deadline (${what}): ${describe(err)}`,
+          `etcd ${this.where} did not answer within the ${this.timeoutMs} ms deadline (${what}): ${explain(err, this.endpoints)}`,
           { cause: err },
         );
       }
       throw new StoreUnavailableError(
-        `etcd ${this.where} unavailable (${what}, failed after ${Date.now() - started} ms of the ${this.timeoutMs} ms deadline): ${describe(err)}`,
+        `etcd ${this.where} unavailable (${what}, failed after ${Date.now() - started} ms of the ${this.timeoutMs} ms deadline): ${explain(err, this.endpoints)}`,
         { cause: err },
       );
     } finally {
@@ -274,7 +272,55 @@ export class EtcdClient {
 export function describe(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const name = err.constructor?.name && err.constructor.name !== "Error" ? `${err.constructor.name}: ` : "";
-  return `${name}${err.message}`;
+  // grpc-js decorates connection errors with a timestamp and an empty "Resolution note".
+  const message = err.message
+    .replace(/\s*\(\d{4}-\d\d-\d\dT[\d:.]+Z\)/g, "")
+    .replace(/\.?\s*Resolution note:\s*$/, "")
+    .replace(/\s+/g, " ")
+    .trim();
+  return `${name}${message}`;
+}
+
+/**
+ * The causes operators meet most, in words that point at the fix; flanneld shows none of them (it
+ * hangs, anchors 10.1 item 3). Appended to gRPC's own message, which stays for the details.
+ */
+const HINTS: Array<[RegExp, (endpoints: string[]) => string]> = [
+  [
+    /ECONNREFUSED/,
+    () => "nothing listens there: is etcd running, and is this its client URL (--etcd-endpoints)?",
+  ],
+  [/Name resolution failed|ENOTFOUND|EAI_AGAIN/, () => "the host name does not resolve"],
+  [/EHOSTUNREACH|ENETUNREACH/, () => "no route to that address"],
+  [
+    /alert bad certificate|certificate required|alert unknown ca|alert handshake failure/,
+    () =>
+      "etcd refused this client's certificate: check --etcd-certfile/--etcd-keyfile and that etcd trusts their CA",
+  ],
+  [
+    /unable to verify|self[- ]signed certificate|unable to get local issuer|certificate has expired|altnames/,
+    () =>
+      "the server's certificate is not trusted: check --etcd-cafile (and that the certificate names this address)",
+  ],
+  [/authentication failed|invalid user ID or password/, () => "check --etcd-username/--etcd-password"],
+  [
+    /user name is empty|invalid auth token/,
+    () => "etcd has authentication on: give --etcd-username/--etcd-password",
+  ],
+  [
+    /Failed to connect|Connection dropped|Waiting for LB pick/,
+    (endpoints) =>
+      endpoints.some((e) => !e.startsWith("https://"))
+        ? "the address accepts connections but does not answer as etcd: if etcd serves TLS, use https:// endpoints"
+        : "the address accepts connections but does not answer as etcd",
+  ],
+];
+
+/** describe() plus a hint at the likely fix. */
+export function explain(err: unknown, endpoints: string[]): string {
+  const text = describe(err);
+  const hint = HINTS.find(([re]) => re.test(text));
+  return hint ? `${text} (${hint[1](endpoints)})` : text;
 }
 
 export type { IKeyValue };

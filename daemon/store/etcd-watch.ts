@@ -2,7 +2,7 @@ import type { CallOptions } from "@grpc/grpc-js";
 import type { IWatchResponse } from "etcd3";
 import type { Logger } from "../../shared/log.js";
 import type { Lease } from "../lease.js";
-import { describe, type EtcdClient, type IKeyValue, type WatchStream } from "./etcd-client.js";
+import { type EtcdClient, explain, type IKeyValue, type WatchStream } from "./etcd-client.js";
 import type { LeaseExpiries } from "./etcd-expiry.js";
 import { StoreUnavailableError } from "./store.js";
 
@@ -139,7 +139,7 @@ class PrefixWatch {
     }
     this.onError(
       new StoreUnavailableError(
-        `etcd ${this.deps.client.where}: the watch of ${this.deps.prefix} broke (${describe(err)}); ${next} in ${backoff} ms`,
+        `etcd ${this.deps.client.where}: the watch of ${this.deps.prefix} broke (${explain(err, this.deps.client.endpoints)}); ${next} in ${backoff} ms`,
         { cause: err },
       ),
     );

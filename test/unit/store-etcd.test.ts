@@ -1,6 +1,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { attrsOf, leaseHex } from "../../daemon/store/etcd.js";
+import { describe, explain } from "../../daemon/store/etcd-client.js";
 import { prefixEnd } from "../../daemon/store/etcd-watch.js";
 
 test("prefixEnd is etcd's range end for a prefix (clientv3 GetPrefixRangeEnd)", () => {
@@ -38,6 +39,23 @@ test("attrsOf reads flanneld's lease values as Go unmarshals them into LeaseAttr
 test("leaseHex prints 64-bit lease IDs as etcdctl does, without losing digits", () => {
   assert.is(leaseHex("4111120342749340168"), "390da22b8a74e208");
   assert.is(leaseHex("7587869461234567890"), "694d87129eebcad2");
+});
+
+test("etcd errors read as a cause and a hint at the fix, without grpc-js's decorations", async () => {
+  const { GRPCUnavailableError } = await import("etcd3");
+  const refused = new GRPCUnavailableError(
+    "14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:2379 (2026-11-30T09:00:29.738Z). Resolution note: ",
+  );
+  assert.is(
+    describe(refused),
+    "GRPCUnavailableError: 14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:2379",
+  );
+  assert.match(
+    explain(refused, ["http://127.0.0.1:2379"]),
+    /ECONNREFUSED 127\.0\.0\.1:2379 \(nothing listens there/,
+  );
+  const plain = new Error("something else");
+  assert.is(explain(plain, ["http://127.0.0.1:2379"]), "something else");
 });
 
 test.run();
