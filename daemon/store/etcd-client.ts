@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { CallOptions } from "@grpc/grpc-js";
+import type { CallOptions, Metadata } from "@grpc/grpc-js";
 import {
   Etcd3,
   GRPCDeadlineExceededError,
@@ -44,6 +44,15 @@ export interface LeaseTtl {
 }
 
 export type WatchStream = IDuplexStream<IWatchRequest, IWatchResponse>;
+
+/** The part of etcd3's connection pool used to open a stream with metadata of our own. */
+interface Pool {
+  withConnection<T>(
+    service: "Watch",
+    fn: (args: { resource: unknown; client: unknown; metadata: Metadata }) => T | Promise<T>,
+  ): Promise<T>;
+  markFailed(resource: unknown, error: Error): void;
+}
 
 /** Reconnection follows the store's retry rhythm: gRPC's own default backs off up to two minutes. */
 const GRPC_OPTIONS = {
@@ -258,9 +267,25 @@ export class EtcdClient {
     }
   }
 
-  /** A Watch stream (no deadline: it lives as long as the watch). */
+  /**
+   * A Watch stream (no deadline: it lives as long as the watch), opened as clientv3's WithRequireLeader
+   * opens flanneld's: with `hasleader` in its metadata, etcd cancels the stream ("no leader") when its
+   * member loses the cluster's leader, instead of leaving it silent on a partitioned member; the watch
+   * then reconnects, to another member when there are several endpoints. etcd3 has no option for it, so
+   * this is its WatchClient.watch with that one header added.
+   */
   watchStream(): Promise<WatchStream> {
-    return this.etcd.watchClient.watch();
+    const pool = (this.etcd as unknown as { pool: Pool }).pool;
+    return pool.withConnection("Watch", ({ resource, client, metadata }) => {
+      const md = metadata.clone();
+      md.set("hasleader", "true");
+      const stream = (
+        client as unknown as { watch(md: Metadata): WatchStream & { writable: boolean } }
+      ).watch(md);
+      // As etcd3's own: a stream failing while still open marks its host failed (its clients are reset).
+      stream.on("error", (err) => stream.writable && pool.markFailed(resource, err));
+      return stream;
+    });
   }
 
   close(): void {
@@ -301,6 +326,11 @@ const HINTS: Array<[RegExp, (endpoints: string[]) => string]> = [
     /unable to verify|self[- ]signed certificate|unable to get local issuer|certificate has expired|altnames/,
     () =>
       "the server's certificate is not trusted: check --etcd-cafile (and that the certificate names this address)",
+  ],
+  [
+    /no leader/,
+    () =>
+      "this etcd member has lost its cluster's leader (no quorum, or it is cut off): list several endpoints",
   ],
   [/authentication failed|invalid user ID or password/, () => "check --etcd-username/--etcd-password"],
   [

@@ -70,6 +70,8 @@ export class TestEtcd {
     readonly clientPort: number,
     readonly peerPort: number,
     readonly tls: TlsFiles | undefined,
+    readonly name = "weft-test",
+    private readonly initialCluster = `${name}=http://127.0.0.1:${peerPort}`,
   ) {
     this.endpoint = `${tls ? "https" : "http"}://127.0.0.1:${clientPort}`;
   }
@@ -88,6 +90,28 @@ export class TestEtcd {
     }
   }
 
+  /** A cluster of `size` members on 127.0.0.1 (plain http), each its own TestEtcd, started together. */
+  static async cluster(size: number): Promise<TestEtcd[]> {
+    const members: TestEtcd[] = [];
+    const ports = [];
+    for (let i = 0; i < size; i++) ports.push({ client: await freePort(), peer: await freePort() });
+    const initial = ports.map((p, i) => `m${i}=http://127.0.0.1:${p.peer}`).join(",");
+    for (let i = 0; i < size; i++) {
+      const dir = mkdtempSync(join(tmpdir(), "weft-etcd-"));
+      const m = new TestEtcd(dir, ports[i]!.client, ports[i]!.peer, undefined, `m${i}`, initial);
+      members.push(m);
+      running.add(m);
+    }
+    try {
+      // Every member must be up before any answers: a member alone has no quorum.
+      await Promise.all(members.map((m) => m.launch()));
+      return members;
+    } catch (err) {
+      await Promise.all(members.map((m) => m.stop()));
+      throw err;
+    }
+  }
+
   get dataDir(): string {
     return join(this.dir, "data");
   }
@@ -101,13 +125,14 @@ export class TestEtcd {
     const client = `${scheme}://127.0.0.1:${this.clientPort}`;
     const peer = `http://127.0.0.1:${this.peerPort}`;
     const args = [
-      "--name=weft-test",
+      `--name=${this.name}`,
       `--data-dir=${this.dataDir}`,
       `--listen-client-urls=${client}`,
       `--advertise-client-urls=${client}`,
       `--listen-peer-urls=${peer}`,
       `--initial-advertise-peer-urls=${peer}`,
-      `--initial-cluster=weft-test=${peer}`,
+      `--initial-cluster=${this.initialCluster}`,
+      "--initial-cluster-token=weft-test",
       "--logger=zap",
       "--log-level=warn",
     ];

@@ -602,3 +602,44 @@ sec("basic auth: the right password works, a wrong one is refused with etcd's re
 });
 
 sec.run();
+
+// ---------------------------------------------------------------------------------------------------
+// A three-member cluster.
+
+const cl = suite("etcd store: a cluster");
+
+cl(
+  "a watch on a member that lost the cluster's leader is told so (WithRequireLeader), and recovers with quorum",
+  async () => {
+    const members = await TestEtcd.cluster(3);
+    const [m0, m1, m2] = members as [TestEtcd, TestEtcd, TestEtcd];
+    const prefix = testPrefix();
+    const s = createEtcdStore({ endpoints: [m0.endpoint], prefix, log: testLog().log, timeoutMs: 2000 });
+    const w = new WatchLog(s);
+    try {
+      await w.next(() => true, 10_000, "the initial set");
+      await Promise.all([m1.kill(), m2.kill()]);
+      // m0 is up but alone: without its leader it cannot serve a watch, and must not sit on it silently.
+      const until = Date.now() + 10_000;
+      while (!w.errors.some((e) => /no leader/.test(e.message)) && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(
+        w.errors.some((e) => /no leader/.test(e.message)),
+        `the leaderless watch is reported: ${w.errors.map((e) => e.message).join(" | ")}`,
+      );
+      await m1.restart();
+      await m1.put(
+        `${prefix}/subnets/10.5.110.0-24`,
+        encodeLeaseAttrs(vxlanLease("10.5.110.0/24", "192.168.77.1").attrs),
+      );
+      await w.next((set) => set.length === 1, 20_000, "the change made once quorum is back");
+    } finally {
+      w.stop();
+      await s.close();
+      await Promise.all(members.map((m) => m.stop()));
+    }
+  },
+);
+
+cl.run();
