@@ -107,7 +107,7 @@ export class EtcdStore implements SubnetStore {
       this.granted.set(ttl, Number(grant.TTL));
       let tx: Awaited<ReturnType<EtcdClient["txn"]>>;
       try {
-        // flanneld's createSubnet: Put only if the key has never been written (Version == 0).
+        // flanneld's createSubnet: Put only if the key does not exist (Version == 0, as for a deleted key).
         tx = await this.client.txn(
           [{ key: k, target: "Version", result: "Equal", version: 0 }],
           [{ request_put: { key: k, value: Buffer.from(value), lease: grant.ID } }],
