@@ -288,6 +288,17 @@ export class EtcdClient {
     });
   }
 
+  /**
+   * Forgets the auth token, so the next call or stream logs in again. etcd3 does that by itself for a
+   * unary call refused with "invalid auth token", but never for a stream: a watch reconnecting after the
+   * token expired (etcd's --auth-token-ttl, 5 min by default; or a restart of etcd) would be refused
+   * forever with the same token.
+   */
+  invalidateAuth(): void {
+    const pool = (this.etcd as unknown as { pool: { authenticator?: { invalidateMetadata(): void } } }).pool;
+    pool.authenticator?.invalidateMetadata();
+  }
+
   close(): void {
     this.etcd.close();
   }
@@ -333,10 +344,8 @@ const HINTS: Array<[RegExp, (endpoints: string[]) => string]> = [
       "this etcd member has lost its cluster's leader (no quorum, or it is cut off): list several endpoints",
   ],
   [/authentication failed|invalid user ID or password/, () => "check --etcd-username/--etcd-password"],
-  [
-    /user name is empty|invalid auth token/,
-    () => "etcd has authentication on: give --etcd-username/--etcd-password",
-  ],
+  [/user name is empty/, () => "etcd has authentication on: give --etcd-username/--etcd-password"],
+  [/invalid auth token/, () => "the auth token expired or etcd restarted: logging in again"],
   [
     /Failed to connect|Connection dropped|Waiting for LB pick/,
     (endpoints) =>

@@ -102,6 +102,7 @@ class PrefixWatch {
         relist = true;
       } catch (err) {
         if (this.stopped) break;
+        if (/invalid auth token/.test(String((err as Error)?.message))) this.deps.client.invalidateAuth();
         if (stable()) backoff = WATCH_BACKOFF_MIN_MS;
         this.report(err, backoff, relist);
         await this.sleep(backoff);

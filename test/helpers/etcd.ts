@@ -30,6 +30,8 @@ export interface TlsFiles {
 
 export interface TestEtcdOptions {
   tls?: boolean;
+  /** More etcd flags (e.g. "--auth-token-ttl=2"). */
+  args?: string[];
 }
 
 export interface StoredKv {
@@ -64,6 +66,7 @@ export class TestEtcd {
   readonly endpoint: string;
   private proc: ChildProcess | undefined;
   private user: string | undefined;
+  private extraArgs: string[] = [];
 
   private constructor(
     readonly dir: string,
@@ -81,6 +84,7 @@ export class TestEtcd {
     try {
       const tls = o.tls ? makeCerts(join(dir, "tls")) : undefined;
       const e = new TestEtcd(dir, await freePort(), await freePort(), tls);
+      e.extraArgs = o.args ?? [];
       running.add(e);
       await e.launch();
       return e;
@@ -136,6 +140,7 @@ export class TestEtcd {
       "--logger=zap",
       "--log-level=warn",
     ];
+    args.push(...this.extraArgs);
     if (this.tls) {
       args.push(
         `--cert-file=${this.tls.serverCert}`,

@@ -601,6 +601,38 @@ sec("basic auth: the right password works, a wrong one is refused with etcd's re
   }
 });
 
+sec("basic auth: a watch cut off for longer than etcd's token TTL logs in again and resumes", async () => {
+  const authEtcd = await TestEtcd.start({ args: ["--auth-token-ttl=2"] });
+  const proxy = await TcpProxy.start(authEtcd.clientPort);
+  const prefix = testPrefix();
+  const s = createEtcdStore({
+    endpoints: [`http://${proxy.address}`],
+    prefix,
+    username: "root",
+    password: "s3cret",
+    log: testLog().log,
+    timeoutMs: 3000,
+  });
+  await authEtcd.enableAuth("s3cret");
+  const w = new WatchLog(s);
+  try {
+    await w.next(() => true, 10_000, "the initial set");
+    await proxy.block();
+    await new Promise((r) => setTimeout(r, 3500)); // the client's token expires meanwhile
+    await authEtcd.put(
+      `${prefix}/subnets/10.5.102.0-24`,
+      encodeLeaseAttrs(vxlanLease("10.5.102.0/24", "192.168.77.2").attrs),
+    );
+    await proxy.unblock();
+    await w.next((set) => set.length === 1, 15_000, "the change, seen with a new token");
+  } finally {
+    w.stop();
+    await s.close();
+    await proxy.close();
+    await authEtcd.stop();
+  }
+});
+
 sec.run();
 
 // ---------------------------------------------------------------------------------------------------
