@@ -345,9 +345,10 @@ const HINTS: Array<[RegExp, (endpoints: string[]) => string]> = [
   ],
   [/authentication failed|invalid user ID or password/, () => "check --etcd-username/--etcd-password"],
   [/user name is empty/, () => "etcd has authentication on: give --etcd-username/--etcd-password"],
+  [/Connection dropped/, () => "the connection to etcd was cut (etcd stopped or restarting, or the network)"],
   [/invalid auth token/, () => "the auth token expired or etcd restarted: logging in again"],
   [
-    /Failed to connect|Connection dropped|Waiting for LB pick/,
+    /Failed to connect|Waiting for LB pick/,
     (endpoints) =>
       endpoints.some((e) => !e.startsWith("https://"))
         ? "the address accepts connections but does not answer as etcd: if etcd serves TLS, use https:// endpoints"
