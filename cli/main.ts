@@ -6,6 +6,7 @@ const USAGE = `usage: weft <command>
 commands:
   version            print the version
   plugin <name>      run a CNI plugin by name (${Object.keys(PLUGINS).join(", ")}), as if invoked as it
+  etcd-check         reach etcd as weftd does and show its network config and leases (--help for flags)
 `;
 
 /** The admin CLI. install, uninstall and doctor arrive with their issues. */
@@ -20,6 +21,11 @@ export async function main(argv: string[]): Promise<number> {
       const load = PLUGINS[rest[0] ?? ""];
       if (!load) break;
       return runBuiltinPlugin(load);
+    }
+    case "etcd-check": {
+      // Loaded only here: the etcd client (gRPC, protobuf) stays out of every other command's start-up.
+      const { main: etcdCheck } = await import("./etcd-check.js");
+      return etcdCheck(rest);
     }
     case undefined:
     case "help":

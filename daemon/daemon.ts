@@ -20,7 +20,7 @@ export interface DaemonDeps {
   findExternalInterface(o: ExtIfaceOptions): Promise<ExternalInterface>;
   syncRules(o: RulesOptions): Promise<void>;
   createBackend(type: string): Promise<Backend>;
-  openStore(flags: Flags): Promise<SubnetStore>;
+  openStore(flags: Flags, log: Logger): Promise<SubnetStore>;
   clock?: Clock;
   /** The subnet pick's randomness (tests). */
   random?: () => number;
@@ -142,7 +142,7 @@ export class Daemon {
     // findExternalInterface logs flanneld's "Using interface with name ..." lines itself.
     if (!ext.publicIp) throw new FatalError(`Interface ${ext.name} has no IPv4 address: set --public-ip`);
 
-    const store = await deps.openStore(flags);
+    const store = await deps.openStore(flags, log);
     this.store = store;
     log.info(`Created subnet manager: ${store.description}`);
 

@@ -132,6 +132,43 @@ function entryModule(scratch, register) {
   return entry;
 }
 
+/**
+ * etcd3 reads its gRPC definitions from `<its package>/proto/rpc.proto` when its connection pool loads
+ * (`loadSync(\`${__dirname}/../proto/rpc.proto\`)`; microsoft/etcd3#179, vercel/ncc#898): inside the
+ * executable that path does not exist and weftd's etcd store dies at its first call. So the build parses
+ * the .proto files here, with the protobufjs that @grpc/proto-loader uses and the same parse option
+ * (keepCase), and the bundle gets the result as JSON through proto-loader's `fromJSON`, which builds the
+ * same package definition with no file access. Any other shape of that call fails the build: a new etcd3
+ * must be looked at, not bundled blind.
+ */
+function etcdProtoPlugin() {
+  const LOAD = /\(0, proto_loader_1\.loadSync\)\(`\$\{__dirname\}\/\.\.\/proto\/rpc\.proto`, (\{[^}]*\})\)/;
+  return {
+    name: "etcd3-embedded-proto",
+    setup(build) {
+      build.onLoad({ filter: /[\\/]etcd3[\\/]lib[\\/]connection-pool\.js$/ }, (args) => {
+        const source = readFileSync(args.path, "utf8");
+        const m = LOAD.exec(source);
+        if (!m || !/keepCase: true/.test(m[1])) {
+          fail(
+            `${args.path}: etcd3 no longer loads proto/rpc.proto the way the build embeds it (scripts/build.mjs)`,
+          );
+        }
+        const fromEtcd3 = createRequire(args.path);
+        const protobuf = createRequire(fromEtcd3.resolve("@grpc/proto-loader"))("protobufjs");
+        const root = new protobuf.Root();
+        root.loadSync(join(dirname(args.path), "..", "proto", "rpc.proto"), { keepCase: true });
+        root.resolveAll();
+        const json = JSON.stringify(root.toJSON());
+        return {
+          contents: source.replace(LOAD, () => `(0, proto_loader_1.fromJSON)(${json}, ${m[1]})`),
+          loader: "js",
+        };
+      });
+    },
+  };
+}
+
 async function bundle(entry, outfile, define, minify) {
   const esbuild = await import("esbuild");
   const r = await esbuild.build({
@@ -148,6 +185,7 @@ async function bundle(entry, outfile, define, minify) {
     legalComments: "none",
     metafile: true,
     logLevel: "silent",
+    plugins: [etcdProtoPlugin()],
   });
   for (const w of r.warnings) process.stderr.write(`build: esbuild warning: ${w.text}\n`);
   // Every plugin module must be inside the bundle: an external dynamic import() would need a module

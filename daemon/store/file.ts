@@ -135,7 +135,9 @@ export class FileStore implements SubnetStore {
     const name = subnetKey(lease);
     await this.locked(async () => {
       const cur = await this.read(name);
-      if (cur.lease && cur.lease.attrs.PublicIP === lease.attrs.PublicIP) await this.remove(name);
+      // An operator's reservation (no expiration) outlives the daemon that used it, as in etcd.
+      if (cur.lease?.expiration === undefined) return;
+      if (cur.lease.attrs.PublicIP === lease.attrs.PublicIP) await this.remove(name);
     });
   }
 

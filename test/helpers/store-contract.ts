@@ -1,264 +1,354 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { encodeLeaseAttrs, type Lease, type LeaseAttrs, subnetKey } from "../../daemon/lease.js";
+import type { Lease } from "../../daemon/lease.js";
 import { LeaseLostError, type SubnetStore } from "../../daemon/store/store.js";
 
 /**
- * The SubnetStore semantics every store must have, run against a factory (the file store in
- * test/unit/daemon-store-file.test.ts; the etcd store against a real etcd). Each store instance a test
- * opens stands for one daemon; all of a world's instances share one backing store.
- *
- *   storeContract("file", async () => ({ open, putRaw, deleteKey, destroy, ttlMs })).run();
+ * What every SubnetStore must do, run against each store (file, etcd) through a harness: create is the
+ * arbiter (one winner among racing nodes), renewal is a compare-and-swap that refuses a key now holding
+ * another node's value, reservations stay reservations, the watch hands over the whole set after every
+ * change, release frees the subnet. Store-specific layout and faults are tested next to each store.
  */
-export interface StoreWorld {
-  /** A new client of the same backing store (another daemon). */
+export interface StoreHarness {
+  /** A client of the store under test, as one node has it; each call is another node's client. */
   open(): Promise<SubnetStore>;
-  /** Writes a value under a subnet key by hand, without a TTL (an operator's reservation). */
-  putRaw(key: string, value: string): Promise<void>;
-  /** Deletes a key by hand (`rm`, `etcdctl del`). */
-  deleteKey(key: string): Promise<void>;
-  /** A TTL the store honours and a test can wait out (etcd rounds small TTLs up). */
-  shortTtlMs: number;
-  destroy(): Promise<void>;
+  /**
+   * Writes a lease behind the stores' back, as flanneld or an operator would: with `ttlMs` another node's
+   * lease, without it a reservation (no expiry).
+   */
+  writeRaw(lease: Lease, ttlMs?: number): Promise<void>;
+  /** Removes a lease behind the stores' back (an operator deleting the key). */
+  deleteRaw(lease: Lease): Promise<void>;
+  /** Stores the network config document (a store that holds none leaves this out). */
+  writeConfig?(doc: string): Promise<void>;
+  /** Closes what open() gave and removes what the test left. */
+  dispose(): Promise<void>;
 }
 
-const DAY = 24 * 3600e3;
+export interface ContractOptions {
+  /** Once before the suite (start a server...). */
+  setup?: () => Promise<void>;
+  /** Once after it. */
+  teardown?: () => Promise<void>;
+  /** The shortest TTL the store honours (etcd: whole seconds, 2 s at least). */
+  shortTtlMs: number;
+  /** How long after its TTL an unrenewed lease may still be listed (etcd checks expiry every 500 ms). */
+  expiryGraceMs: number;
+}
 
-const attrs = (ip: string, mac = "aa:bb:cc:00:00:01"): LeaseAttrs => ({
-  PublicIP: ip,
-  PublicIPv6: null,
-  BackendType: "vxlan",
-  BackendData: { VNI: 1, VtepMAC: mac },
-});
+export function vxlanLease(subnet: string, publicIP: string, mac = "aa:bb:cc:00:00:01"): Lease {
+  return {
+    subnet,
+    attrs: {
+      PublicIP: publicIP,
+      PublicIPv6: null,
+      BackendType: "vxlan",
+      BackendData: { VNI: 1, VtepMAC: mac },
+    },
+  };
+}
 
-const lease = (subnet: string, ip: string, extra: Partial<Lease> = {}): Lease => ({
-  subnet,
-  attrs: attrs(ip),
-  ...extra,
-});
+const HOUR = 3_600_000;
 
-/** Polls `cond` (no timing is asserted: the deadline only bounds a failing test). */
-async function until<T>(
-  what: string,
-  cond: () => Promise<T | undefined> | T | undefined,
-  ms = 10_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await cond();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+/** Collects what a watch hands over; next() waits for a set that satisfies a predicate. */
+export class WatchLog {
+  readonly sets: Lease[][] = [];
+  readonly errors: Error[] = [];
+  private waiters: Array<() => void> = [];
+  readonly stop: () => void;
+
+  constructor(store: SubnetStore) {
+    this.stop = store.watch(
+      (leases) => {
+        this.sets.push(leases);
+        for (const w of this.waiters.splice(0)) w();
+      },
+      (err) => {
+        this.errors.push(err);
+      },
+    );
+  }
+
+  get last(): Lease[] | undefined {
+    return this.sets[this.sets.length - 1];
+  }
+
+  /** Resolves the latest set handed over once one satisfies `pred` (the latest already may). */
+  async next(
+    pred: (leases: Lease[]) => boolean,
+    timeoutMs = 10_000,
+    what = "a matching lease set",
+  ): Promise<Lease[]> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const last = this.last;
+      if (last && pred(last)) return last;
+      const left = until - Date.now();
+      if (left <= 0) {
+        throw new Error(
+          `watch: no ${what} within ${timeoutMs} ms; last set: ${JSON.stringify(last)}; errors: ${this.errors.map((e) => e.message).join(" | ")}`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
   }
 }
 
-const bySubnet = (leases: Lease[], subnet: string) => leases.find((l) => l.subnet === subnet);
+export const subnetsOf = (leases: Lease[]) => leases.map((l) => l.subnet).sort();
 
-export function storeContract(name: string, makeWorld: () => Promise<StoreWorld>) {
-  const t = suite<{ world: StoreWorld; stores: SubnetStore[] }>(`SubnetStore contract: ${name}`, {
-    world: undefined as unknown as StoreWorld,
-    stores: [],
-  });
-  t.before.each(async (ctx) => {
-    ctx.world = await makeWorld();
-    ctx.stores = [];
-  });
-  t.after.each(async (ctx) => {
-    for (const s of ctx.stores) await s.close();
-    await ctx.world.destroy();
-  });
-  const open = async (ctx: { world: StoreWorld; stores: SubnetStore[] }) => {
-    const s = await ctx.world.open();
-    ctx.stores.push(s);
-    return s;
-  };
+export function storeContract(title: string, harness: () => Promise<StoreHarness>, o: ContractOptions): void {
+  const t = suite(`store contract: ${title}`);
+  if (o.setup) t.before(o.setup);
+  if (o.teardown) t.after(o.teardown);
 
-  t(
-    "create takes a free subnet with an expiration; a held one is refused; list shows the holder",
-    async (ctx) => {
-      const a = await open(ctx);
-      const b = await open(ctx);
-      const before = Date.now();
-      const got = await a.create(lease("10.5.1.0/24", "192.0.2.1"), DAY);
-      assert.ok(got, "the free subnet is taken");
-      assert.is(got.subnet, "10.5.1.0/24");
-      assert.equal(got.attrs, attrs("192.0.2.1"));
-      assert.ok(
-        got.expiration !== undefined && got.expiration >= before + DAY - 5000,
-        "expires a TTL from now",
+  const withHarness = (name: string, fn: (h: StoreHarness) => Promise<void>) =>
+    t(name, async () => {
+      const h = await harness();
+      try {
+        await fn(h);
+      } finally {
+        await h.dispose();
+      }
+    });
+
+  withHarness("create takes a free subnet once; a second create of it answers undefined", async (h) => {
+    const a = await h.open();
+    const b = await h.open();
+    const before = Date.now();
+    const got = await a.create(vxlanLease("10.5.34.0/24", "192.168.77.1"), HOUR);
+    assert.ok(got, "the first create wins");
+    assert.equal(got.attrs, vxlanLease("10.5.34.0/24", "192.168.77.1").attrs);
+    assert.ok(
+      got.expiration && got.expiration >= before + HOUR - 2000 && got.expiration <= Date.now() + HOUR + 1000,
+    );
+    assert.is(await b.create(vxlanLease("10.5.34.0/24", "192.168.77.2"), HOUR), undefined);
+    assert.is(
+      await a.create(vxlanLease("10.5.34.0/24", "192.168.77.1"), HOUR),
+      undefined,
+      "even for its holder",
+    );
+    const listed = await b.list();
+    assert.equal(subnetsOf(listed), ["10.5.34.0/24"]);
+    assert.is(listed[0]!.attrs.PublicIP, "192.168.77.1");
+    assert.ok(listed[0]!.expiration && Math.abs(listed[0]!.expiration - got.expiration!) < 2000);
+  });
+
+  withHarness(
+    "racing creators of one subnet: exactly one wins, and the store holds the winner",
+    async (h) => {
+      const nodes = await Promise.all(Array.from({ length: 8 }, () => h.open()));
+      const results = await Promise.all(
+        nodes.map((s, i) => s.create(vxlanLease("10.5.40.0/24", `192.168.77.${i + 1}`), HOUR)),
       );
-      assert.is(await b.create(lease("10.5.1.0/24", "192.0.2.2"), DAY), undefined, "held: refused");
-      const all = await b.list();
-      assert.is(all.length, 1);
-      assert.is(all[0]?.attrs.PublicIP, "192.0.2.1");
-      assert.is(all[0]?.subnet, "10.5.1.0/24");
+      const winners = results.filter((r) => r !== undefined);
+      assert.is(winners.length, 1, `one winner, got ${winners.length}`);
+      const listed = await nodes[0]!.list();
+      assert.is(listed.length, 1);
+      assert.is(listed[0]!.attrs.PublicIP, winners[0]!.attrs.PublicIP);
     },
   );
 
-  t("a dual-stack lease keeps both subnets", async (ctx) => {
-    const a = await open(ctx);
-    await a.create(lease("10.5.2.0/24", "192.0.2.1", { ipv6Subnet: "fc00:0:0:2::/64" }), DAY);
-    const [l] = await a.list();
-    assert.is(l?.subnet, "10.5.2.0/24");
-    assert.is(l?.ipv6Subnet, "fc00:0:0:2::/64");
+  withHarness("renew extends the lease and publishes changed attributes", async (h) => {
+    const a = await h.open();
+    const lease = await a.create(vxlanLease("10.5.35.0/24", "192.168.77.1"), HOUR);
+    assert.ok(lease?.expiration);
+    await new Promise((r) => setTimeout(r, 1100));
+    const renewed = await a.renew(lease, HOUR);
+    assert.ok(renewed.expiration! > lease.expiration!, "expiration moved on");
+    const moved = vxlanLease("10.5.35.0/24", "192.168.77.1", "aa:bb:cc:00:00:02");
+    const republished = await a.renew({ ...moved, expiration: renewed.expiration }, HOUR);
+    assert.equal(republished.attrs, moved.attrs);
+    const listed = await (await h.open()).list();
+    assert.equal(listed[0]?.attrs, moved.attrs, "other nodes see the new attributes");
+    assert.ok(listed[0]?.expiration);
+    // And it is still ours: renewing again works.
+    await a.renew(republished, HOUR);
   });
 
-  t("N daemons racing for one subnet: exactly one wins, and the store holds its value", async (ctx) => {
-    const n = 8;
-    const stores = await Promise.all(Array.from({ length: n }, () => open(ctx)));
-    const results = await Promise.all(
-      stores.map((s, i) => s.create(lease("10.5.3.0/24", `192.0.2.${i + 1}`), DAY)),
-    );
-    const winners = results.filter((r) => r !== undefined);
-    assert.is(winners.length, 1, "one winner");
-    const all = await stores[0]!.list();
-    assert.is(all.length, 1);
-    assert.is(all[0]?.attrs.PublicIP, winners[0]?.attrs.PublicIP);
-  });
-
-  t("renew extends the lease and writes the node's current attributes (same PublicIP)", async (ctx) => {
-    const a = await open(ctx);
-    const got = (await a.create(lease("10.5.4.0/24", "192.0.2.1"), 60_000))!;
-    const moved: Lease = { ...got, attrs: attrs("192.0.2.1", "aa:bb:cc:00:00:99") };
-    const renewed = await a.renew(moved, DAY);
-    assert.ok(renewed.expiration! > got.expiration!, "later expiration");
-    const [l] = await (await open(ctx)).list();
-    assert.equal(l?.attrs, attrs("192.0.2.1", "aa:bb:cc:00:00:99"));
-    // A lease read back from the store (a restart) renews as well.
-    const again = await (await open(ctx)).renew(l!, DAY);
-    assert.is(again.subnet, "10.5.4.0/24");
-  });
-
-  t("renew of a key deleted by hand: LeaseLostError, and nothing is recreated", async (ctx) => {
-    const a = await open(ctx);
-    const got = (await a.create(lease("10.5.5.0/24", "192.0.2.1"), DAY))!;
-    await ctx.world.deleteKey(subnetKey(got));
-    try {
-      await a.renew(got, DAY);
-      assert.unreachable("renewed a deleted lease");
-    } catch (err) {
+  withHarness(
+    "renew of a key now holding another node's value rejects with LeaseLostError and leaves it",
+    async (h) => {
+      const a = await h.open();
+      const lease = await a.create(vxlanLease("10.5.36.0/24", "192.168.77.1"), HOUR);
+      assert.ok(lease);
+      await h.deleteRaw(lease);
+      const theirs = vxlanLease("10.5.36.0/24", "192.168.77.9", "aa:bb:cc:00:00:09");
+      await h.writeRaw(theirs, HOUR);
+      const err = await a.renew(lease, HOUR).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       assert.instance(err, LeaseLostError);
-    }
-    assert.equal(await a.list(), []);
-  });
-
-  t("renew of a key now holding another node's value: LeaseLostError, their value untouched", async (ctx) => {
-    const a = await open(ctx);
-    const b = await open(ctx);
-    const mine = (await a.create(lease("10.5.6.0/24", "192.0.2.1"), DAY))!;
-    await ctx.world.deleteKey(subnetKey(mine));
-    const theirs = await b.create(lease("10.5.6.0/24", "192.0.2.2"), DAY);
-    assert.ok(theirs, "the other node takes the freed subnet");
-    try {
-      await a.renew(mine, DAY);
-      assert.unreachable("overwrote another node's lease");
-    } catch (err) {
-      assert.instance(err, LeaseLostError);
-    }
-    const [l] = await a.list();
-    assert.is(l?.attrs.PublicIP, "192.0.2.2");
-  });
-
-  t(
-    "a reservation (no TTL) is listed without expiration, is never given one, and holds its subnet",
-    async (ctx) => {
-      const a = await open(ctx);
-      const b = await open(ctx);
-      await ctx.world.putRaw("10.5.7.0-24", encodeLeaseAttrs({ PublicIP: "192.0.2.1", PublicIPv6: null }));
-      const [r] = await a.list();
-      assert.ok(r, "listed");
-      assert.is(r.expiration, undefined);
-      const renewed = await a.renew({ ...r, attrs: attrs("192.0.2.1") }, DAY);
-      assert.is(renewed.expiration, undefined, "renew keeps it a reservation");
-      const [after] = await b.list();
-      assert.is(after?.expiration, undefined);
-      assert.is(after?.attrs.BackendType, "vxlan", "it carries the node's attributes");
-      assert.is(await b.create(lease("10.5.7.0/24", "192.0.2.2"), DAY), undefined, "reserved: refused");
-      await new Promise((r) => setTimeout(r, ctx.world.shortTtlMs + 500));
-      assert.ok(bySubnet(await b.list(), "10.5.7.0/24"), "still there after a short TTL");
+      assert.match((err as Error).message, "192.168.77.9");
+      const listed = await a.list();
+      assert.equal(listed[0]?.attrs, theirs.attrs, "the other node's lease is untouched");
+      await a.release(lease);
+      assert.equal((await a.list())[0]?.attrs, theirs.attrs, "release leaves another node's lease alone");
     },
   );
 
-  t("an expired lease leaves the list and its subnet can be taken again", async (ctx) => {
-    const a = await open(ctx);
-    const b = await open(ctx);
-    await a.create(lease("10.5.8.0/24", "192.0.2.1"), ctx.world.shortTtlMs);
-    await until("the lease to expire", async () => bySubnet(await b.list(), "10.5.8.0/24") === undefined);
-    const got = await until("the subnet to be free", () => b.create(lease("10.5.8.0/24", "192.0.2.2"), DAY));
-    assert.is(got.attrs.PublicIP, "192.0.2.2");
-  });
-
-  t("renew after the lease expired: LeaseLostError (re-acquire instead)", async (ctx) => {
-    const a = await open(ctx);
-    const got = (await a.create(lease("10.5.9.0/24", "192.0.2.1"), ctx.world.shortTtlMs))!;
-    await until("the lease to expire", async () => bySubnet(await a.list(), "10.5.9.0/24") === undefined);
-    try {
-      await a.renew(got, DAY);
-      assert.unreachable("renewed an expired lease");
-    } catch (err) {
-      assert.instance(err, LeaseLostError);
-    }
-  });
-
-  t("watch delivers the whole set at once, then again after every change", async (ctx) => {
-    const a = await open(ctx);
-    const b = await open(ctx);
-    await a.create(lease("10.5.10.0/24", "192.0.2.1"), DAY);
-    const sets: Lease[][] = [];
-    const errors: Error[] = [];
-    const stop = a.watch(
-      (l) => sets.push(l),
-      (e) => errors.push(e),
+  withHarness("renew of a lease deleted behind its back rejects with LeaseLostError", async (h) => {
+    const a = await h.open();
+    const lease = await a.create(vxlanLease("10.5.37.0/24", "192.168.77.1"), HOUR);
+    assert.ok(lease);
+    await h.deleteRaw(lease);
+    const err = await a.renew(lease, HOUR).then(
+      () => undefined,
+      (e: unknown) => e,
     );
+    assert.instance(err, LeaseLostError);
+    assert.equal(await a.list(), [], "renew did not bring it back");
+  });
+
+  withHarness(
+    "a reservation is listed without expiry, renewed without a TTL and kept by release",
+    async (h) => {
+      const a = await h.open();
+      const reserved = vxlanLease("10.5.38.0/24", "192.168.77.1");
+      await h.writeRaw(reserved);
+      const [listed] = await a.list();
+      assert.ok(listed);
+      assert.is(listed.expiration, undefined);
+      assert.is(await a.create(reserved, HOUR), undefined, "a reserved subnet is taken");
+      const renewed = await a.renew(listed, HOUR);
+      assert.is(renewed.expiration, undefined, "never given a TTL");
+      const [again] = await a.list();
+      assert.is(again?.expiration, undefined, "still a reservation in the store");
+      await a.release(renewed);
+      assert.equal(subnetsOf(await a.list()), ["10.5.38.0/24"], "release keeps an operator's reservation");
+    },
+  );
+
+  withHarness("watch hands over the whole set at once and after each change", async (h) => {
+    const a = await h.open();
+    const b = await h.open();
+    const first = await a.create(vxlanLease("10.5.41.0/24", "192.168.77.1"), HOUR);
+    assert.ok(first);
+    const w = new WatchLog(await h.open());
     try {
-      await until("the first set", () => sets.length > 0);
-      assert.equal(
-        sets[0]!.map((l) => l.subnet),
-        ["10.5.10.0/24"],
+      await w.next((s) => subnetsOf(s).join() === "10.5.41.0/24", 10_000, "the initial set");
+      const second = await b.create(vxlanLease("10.5.42.0/24", "192.168.77.2"), HOUR);
+      assert.ok(second);
+      const both = await w.next((s) => s.length === 2, 10_000, "both leases");
+      assert.equal(subnetsOf(both), ["10.5.41.0/24", "10.5.42.0/24"]);
+      assert.is(both.find((l) => l.subnet === "10.5.42.0/24")?.attrs.PublicIP, "192.168.77.2");
+      assert.ok(both.every((l) => l.expiration && l.expiration > Date.now()));
+      await h.writeRaw(vxlanLease("10.5.43.0/24", "192.168.77.3"));
+      await w.next(
+        (s) => s.some((l) => l.subnet === "10.5.43.0/24" && l.expiration === undefined),
+        10_000,
+        "a reservation",
       );
-      const theirs = (await b.create(lease("10.5.11.0/24", "192.0.2.2"), DAY))!;
-      const withB = await until("a set with the new lease", () =>
-        sets.find((s) => bySubnet(s, "10.5.11.0/24") && bySubnet(s, "10.5.10.0/24")),
+      await a.release(first);
+      const left = await w.next(
+        (s) => !s.some((l) => l.subnet === "10.5.41.0/24"),
+        10_000,
+        "the set after release",
       );
-      assert.is(bySubnet(withB, "10.5.11.0/24")?.attrs.PublicIP, "192.0.2.2");
-      await b.release(theirs);
-      await until("a set without the released lease", () => {
-        const last = sets.at(-1)!;
-        return !bySubnet(last, "10.5.11.0/24") && bySubnet(last, "10.5.10.0/24") !== undefined;
-      });
-      await ctx.world.deleteKey("10.5.10.0-24");
-      await until("a set without the deleted lease", () => sets.at(-1)!.length === 0);
-      assert.equal(errors, []);
+      assert.equal(subnetsOf(left), ["10.5.42.0/24", "10.5.43.0/24"]);
     } finally {
-      stop();
+      w.stop();
     }
   });
 
-  t("release removes only this node's lease", async (ctx) => {
-    const a = await open(ctx);
-    const b = await open(ctx);
-    const mine = (await a.create(lease("10.5.12.0/24", "192.0.2.1"), DAY))!;
-    await b.release({ ...mine, attrs: attrs("192.0.2.2") });
-    assert.ok(bySubnet(await a.list(), "10.5.12.0/24"), "another node's release does nothing");
-    await a.release(mine);
-    assert.is(bySubnet(await a.list(), "10.5.12.0/24"), undefined);
-  });
-
-  t("after close, a watch delivers nothing more", async (ctx) => {
-    const a = await open(ctx);
-    const b = await open(ctx);
-    const sets: Lease[][] = [];
-    a.watch(
-      (l) => sets.push(l),
+  withHarness("a stopped watch calls nobody, even when stopped before its first list answered", async (h) => {
+    const a = await h.open();
+    assert.ok(await a.create(vxlanLease("10.5.46.0/24", "192.168.77.1"), HOUR));
+    let calls = 0;
+    const stop = a.watch(
+      () => {
+        calls++;
+      },
       () => undefined,
     );
-    await until("the first set", () => sets.length > 0);
-    await a.close();
-    const n = sets.length;
-    await b.create(lease("10.5.13.0/24", "192.0.2.2"), DAY);
-    await new Promise((r) => setTimeout(r, 300));
-    assert.is(sets.length, n);
+    stop();
+    const w = new WatchLog(a);
+    try {
+      await w.next((s) => s.length === 1, 10_000, "the set, on another watch");
+      assert.ok(await a.create(vxlanLease("10.5.47.0/24", "192.168.77.1"), HOUR));
+      await w.next((s) => s.length === 2, 10_000, "the change, on another watch");
+      assert.is(calls, 0);
+    } finally {
+      w.stop();
+    }
   });
 
-  return t;
+  withHarness("release frees the subnet for another node", async (h) => {
+    const a = await h.open();
+    const b = await h.open();
+    const lease = await a.create(vxlanLease("10.5.44.0/24", "192.168.77.1"), HOUR);
+    assert.ok(lease);
+    await a.release(lease);
+    assert.equal(await b.list(), []);
+    assert.ok(await b.create(vxlanLease("10.5.44.0/24", "192.168.77.2"), HOUR), "the other node gets it");
+    await a.release(lease); // no longer ours: nothing happens
+    assert.is((await b.list())[0]?.attrs.PublicIP, "192.168.77.2");
+  });
+
+  withHarness("a lease that is not renewed expires", async (h) => {
+    const a = await h.open();
+    const lease = await a.create(vxlanLease("10.5.45.0/24", "192.168.77.1"), o.shortTtlMs);
+    assert.ok(lease);
+    assert.equal(subnetsOf(await a.list()), ["10.5.45.0/24"]);
+    await new Promise((r) => setTimeout(r, o.shortTtlMs + o.expiryGraceMs));
+    assert.equal(await a.list(), []);
+    assert.ok(await (await h.open()).create(vxlanLease("10.5.45.0/24", "192.168.77.2"), HOUR), "free again");
+  });
+
+  withHarness("a dual-stack lease keeps both subnets under one key", async (h) => {
+    const a = await h.open();
+    const dual = { ...vxlanLease("10.5.48.0/24", "192.168.77.1"), ipv6Subnet: "fc00:0:0:48::/64" };
+    assert.ok(await a.create(dual, HOUR));
+    const [l] = await (await h.open()).list();
+    assert.is(l?.subnet, "10.5.48.0/24");
+    assert.is(l?.ipv6Subnet, "fc00:0:0:48::/64");
+  });
+
+  withHarness("renew after the lease expired rejects with LeaseLostError (re-acquire instead)", async (h) => {
+    const a = await h.open();
+    const lease = await a.create(vxlanLease("10.5.49.0/24", "192.168.77.1"), o.shortTtlMs);
+    assert.ok(lease);
+    await new Promise((r) => setTimeout(r, o.shortTtlMs + o.expiryGraceMs));
+    const err = await a.renew(lease, HOUR).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    assert.instance(err, LeaseLostError);
+  });
+
+  withHarness("after close, a watch calls nobody", async (h) => {
+    const a = await h.open();
+    const b = await h.open();
+    let calls = 0;
+    const w = new WatchLog(a);
+    await w.next(() => true, 10_000, "the first set");
+    a.watch(
+      () => {
+        calls++;
+      },
+      () => undefined,
+    );
+    await a.close();
+    calls = 0;
+    assert.ok(await b.create(vxlanLease("10.5.50.0/24", "192.168.77.2"), HOUR));
+    await new Promise((r) => setTimeout(r, 500));
+    assert.is(calls, 0);
+  });
+
+  withHarness("networkConfig answers the stored document, or undefined when there is none", async (h) => {
+    const a = await h.open();
+    assert.is(await a.networkConfig(), undefined);
+    if (!h.writeConfig) return;
+    const doc = '{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}';
+    await h.writeConfig(doc);
+    assert.is(await a.networkConfig(), doc);
+  });
+
+  t.run();
 }

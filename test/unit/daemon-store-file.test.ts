@@ -3,21 +3,40 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { encodeLeaseAttrs, type Lease } from "../../daemon/lease.js";
+import { encodeLeaseAttrs, type Lease, subnetKey } from "../../daemon/lease.js";
 import { encodeFileValue, FileStore } from "../../daemon/store/file.js";
 import { LeaseLostError, StoreUnavailableError } from "../../daemon/store/store.js";
 import { storeContract } from "../helpers/store-contract.js";
 
-storeContract("file", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "weft-store-"));
-  return {
-    open: async () => new FileStore({ dir, rescanMs: 500 }),
-    putRaw: async (key, value) => writeFileSync(join(dir, key), value),
-    deleteKey: async (key) => rmSync(join(dir, key), { force: true }),
-    shortTtlMs: 300,
-    destroy: async () => rmSync(dir, { recursive: true, force: true }),
-  };
-}).run();
+storeContract(
+  "file",
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "weft-store-"));
+    const stores: FileStore[] = [];
+    return {
+      async open() {
+        const s = new FileStore({ dir, rescanMs: 500 });
+        stores.push(s);
+        return s;
+      },
+      async writeRaw(lease, ttlMs) {
+        const value = ttlMs === undefined ? lease : { ...lease, expiration: Date.now() + ttlMs };
+        writeFileSync(join(dir, subnetKey(lease)), encodeFileValue(value));
+      },
+      async deleteRaw(lease) {
+        rmSync(join(dir, subnetKey(lease)), { force: true });
+      },
+      async writeConfig(doc) {
+        writeFileSync(join(dir, "config"), doc);
+      },
+      async dispose() {
+        await Promise.all(stores.map((st) => st.close()));
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  },
+  { shortTtlMs: 300, expiryGraceMs: 300 },
+);
 
 const tmp = () => mkdtempSync(join(tmpdir(), "weft-store-"));
 const attrs = { PublicIP: "192.0.2.1", PublicIPv6: null, BackendType: "host-gw" };
