@@ -284,6 +284,11 @@ export class ClusterNode {
     }
   }
 
+  /** Whether a log line holds `text` (the logger prints the message as a JSON string: quotes escaped). */
+  logged(text: string): boolean {
+    return this.log().includes(JSON.stringify(text).slice(1, -1));
+  }
+
   /** subnet.env as written by the daemon, or undefined when there is none. */
   subnetEnvText(): string | undefined {
     try {
