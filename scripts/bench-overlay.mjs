@@ -45,9 +45,10 @@ process.env.WEFT_BIN_DIR = opts.weft;
 
 /**
  * The stores the convergence is measured on: `make()` gives the cluster's store option
- * (test/helpers/cluster.ts ClusterStore) and `done()` tears down what it started. The etcd store plugs in
- * here: start a TestEtcd (test/helpers/etcd.ts) reachable from the node namespaces and return
- * { kind: "etcd", endpoints, prefix, leases } with a LeaseAccess over its etcdctl.
+ * (test/helpers/cluster.ts ClusterStoreOption) and `done()` tears down what it started. The etcd store
+ * plugs in here: make() returns a function of the underlay that starts etcd where the node namespaces
+ * reach it (in `underlay.hub` on `<subnet24>.254`) and returns { kind: "etcd", endpoints, prefix,
+ * leases, close }.
  */
 const STORES = [{ label: "file", make: async () => ({ kind: "file" }), done: async () => {} }];
 

@@ -35,9 +35,9 @@ import { until, Weftd } from "./weftd.js";
  *   }
  *
  * The store is a parameter (`store`): the embedded file store in a temp directory by default, or etcd
- * (endpoints, prefix, TLS files, plus a LeaseAccess the test supplies to read and delete leases). The
- * daemons run in the node namespaces, so an etcd endpoint must be reachable from there (not the host's
- * 127.0.0.1). Everything is flanneld's defaults except what a node on one machine needs: --iface eth0,
+ * (endpoints, prefix, TLS files, plus a LeaseAccess the test supplies to read and delete leases), given
+ * as is or made from the underlay once it exists: the daemons run in the node namespaces, so an etcd
+ * endpoint must be reachable from there (in `underlay.hub` on `<subnet24>.254`, not the host's 127.0.0.1). Everything is flanneld's defaults except what a node on one machine needs: --iface eth0,
  * --subnet-file per node, --net-config-path (one file for the cluster, or one per node), --ip-masq
  * (default on), /readyz on 127.0.0.1:<healthPort> inside each node.
  */
@@ -51,6 +51,7 @@ export interface StoredLease {
 
 /** How a test reads and edits the leases of the cluster's store, whatever the store is. */
 export interface LeaseAccess {
+  /** Every lease, keyed by the subnet key alone (etcd: without `<prefix>/subnets/`), sorted by key. */
   list(): Promise<StoredLease[]>;
   /** Deletes a lease by hand, as an operator would (`rm`, `etcdctl del`). */
   remove(key: string): Promise<void>;
@@ -70,15 +71,26 @@ export type ClusterStore =
       caFile?: string;
       certFile?: string;
       keyFile?: string;
-      /** Reads and deletes keys under <prefix>/subnets/ (e.g. through TestEtcd.etcdctl). */
+      /** Reads and deletes keys under <prefix>/subnets/ (e.g. through TestEtcd.getPrefix and etcdctl). */
       leases: LeaseAccess;
+      /** Stops what serves the store; called by cleanup() after the daemons, before the namespaces go. */
+      close?: () => Promise<void>;
     };
+
+/**
+ * The store, or how to make it once the underlay exists: an etcd the daemons reach must listen where
+ * the node namespaces can connect, e.g. in `underlay.hub` on `${underlay.subnet24}.254` (the host's
+ * 127.0.0.1 is not theirs).
+ */
+export type ClusterStoreOption =
+  | ClusterStore
+  | ((underlay: Underlay) => ClusterStore | Promise<ClusterStore>);
 
 export interface ClusterOptions {
   nodes: number;
   /** net-conf.json: a document or its text. */
   netConf: Record<string, unknown> | string;
-  store?: ClusterStore;
+  store?: ClusterStoreOption;
   /** --ip-masq (default true, as kube-flannel runs flanneld). */
   ipMasq?: boolean;
   /** Extra weftd flags for every node. */
@@ -380,10 +392,11 @@ export class Cluster {
     readonly root: string,
     readonly underlay: Underlay,
     o: ClusterOptions,
+    store: ClusterStore,
   ) {
     this.netConfFile = join(root, "net-conf.json");
     writeFileSync(this.netConfFile, textOf(o.netConf));
-    this.store = o.store ?? { kind: "file" };
+    this.store = store;
     if (this.store.kind === "file") {
       this.store = { kind: "file", dir: this.store.dir ?? join(root, "leases") };
       this.leaseAccess = fileLeaseAccess(this.store.dir!);
@@ -406,7 +419,8 @@ export class Cluster {
     let underlay: Underlay | undefined;
     try {
       underlay = Underlay.create(o.nodes, o.underlay);
-      const c = new Cluster(root, underlay, o);
+      const store = typeof o.store === "function" ? await o.store(underlay) : (o.store ?? { kind: "file" });
+      const c = new Cluster(root, underlay, o, store);
       live.add(c);
       for (const n of underlay.nodes) c.nodes.push(new ClusterNode(c, n));
       return c;
@@ -478,6 +492,7 @@ export class Cluster {
   async cleanup(): Promise<void> {
     live.delete(this);
     await Promise.all(this.nodes.map((n) => n.kill().catch(() => undefined)));
+    if (this.store.kind === "etcd") await this.store.close?.().catch(() => undefined);
     for (const n of this.nodes) {
       try {
         n.discard();

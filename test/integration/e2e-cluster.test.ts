@@ -4,5 +4,5 @@
  */
 import { clusterSuite } from "./e2e-suites.js";
 
-clusterSuite("vxlan", () => ({ kind: "file" }));
-clusterSuite("host-gw", () => ({ kind: "file" }));
+clusterSuite("vxlan", { kind: "file" });
+clusterSuite("host-gw", { kind: "file" });

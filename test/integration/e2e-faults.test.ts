@@ -6,4 +6,4 @@
  */
 import { faultSuite } from "./e2e-suites.js";
 
-faultSuite(() => ({ kind: "file" }));
+faultSuite({ kind: "file" });

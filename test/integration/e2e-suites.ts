@@ -11,8 +11,9 @@
  * - faultSuite(store): lease exhaustion on a /28 of /30s with two daemons racing for the last subnet,
  *   and a running node restarted with an invalid net-conf.
  *
- * The file-store runs are e2e-cluster.test.ts and e2e-faults.test.ts; an etcd run passes its store
- * (endpoints reachable from the node namespaces, prefix, TLS files, a LeaseAccess over etcdctl).
+ * The file-store runs are e2e-cluster.test.ts and e2e-faults.test.ts. An etcd run passes a function of
+ * the underlay that starts etcd where the node namespaces reach it (e.g. in `underlay.hub` on
+ * `<subnet24>.254`) and returns { kind: "etcd", endpoints, prefix, TLS files, leases, close }.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -25,7 +26,7 @@ import {
   type ClusterNode,
   type ClusterOptions,
   type ClusterPod,
-  type ClusterStore,
+  type ClusterStoreOption,
   firstReply,
   pingDuring,
 } from "../helpers/cluster.js";
@@ -75,7 +76,7 @@ function trafficBetween(pairs: Array<[ClusterPod, ClusterPod]>) {
   };
 }
 
-export function clusterSuite(backend: BackendType, store: () => ClusterStore | Promise<ClusterStore>): void {
+export function clusterSuite(backend: BackendType, store: ClusterStoreOption): void {
   const vxlan = backend === "vxlan";
   const mtu = vxlan ? 1450 : 1500;
   const s = suite<{ c: Cluster }>(`e2e ${backend} (${"three nodes"})`, {} as { c: Cluster });
@@ -84,7 +85,7 @@ export function clusterSuite(backend: BackendType, store: () => ClusterStore | P
     ctx.c = await Cluster.create({
       nodes: 3,
       netConf: { Network: NETWORK, Backend: { Type: backend } },
-      store: await store(),
+      store,
     });
     await ctx.c.startAll();
     for (const n of ctx.c.nodes) {
@@ -357,11 +358,11 @@ export function clusterSuite(backend: BackendType, store: () => ClusterStore | P
 const OUT_OF_SUBNETS =
   "failed to acquire lease: out of subnets: all 3 /30 subnets in 10.9.0.4/30 .. 10.9.0.12/30 are leased (3 used, 0 free; 3 leases in the store)";
 
-export function faultSuite(store: () => ClusterStore | Promise<ClusterStore>): void {
+export function faultSuite(store: ClusterStoreOption): void {
   const s = suite("e2e faults");
   const clusters: Cluster[] = [];
   const cluster = async (o: Omit<ClusterOptions, "store">) => {
-    const c = await Cluster.create({ ...o, store: await store() });
+    const c = await Cluster.create({ ...o, store });
     clusters.push(c);
     return c;
   };
