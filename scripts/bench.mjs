@@ -13,6 +13,7 @@ const benches = [
   "bench-bridge.mjs",
   "bench-podpath.mjs",
   "bench-portmap.mjs",
+  "bench-overlay.mjs",
 ];
 let failed = 0;
 for (const b of benches) {

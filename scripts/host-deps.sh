@@ -14,6 +14,7 @@ have nsenter || need+=(util-linux)
 have socat || need+=(socat)
 have ping || need+=(iputils-ping)
 have strace || need+=(strace)
+have iperf3 || need+=(iperf3)
 have go || need+=(golang-go)
 # weftd's etcd store tests run a throwaway etcd (3.4 in bookworm; flanneld's v3 API) and use etcdctl.
 have etcd || need+=(etcd-server)

@@ -36,13 +36,23 @@ export function addrShowIfExists(dev: string): IpCommand {
   return { ...addrShow(dev), mayFail: /does not exist|Cannot find device/ };
 }
 
+/**
+ * `brd +` (the prefix's broadcast address) for an IPv4 prefix shorter than /31: the reference plugins and
+ * flanneld add addresses with netlink's AddrAdd, which fills the broadcast in below /31 (RFC 3021), so
+ * `ip addr` shows `inet 10.244.1.1/24 brd 10.244.1.255` on their cni0 and pods; none for /31, /32 and v6.
+ */
+function broadcast(cidr: string): string {
+  const c = parseCidr(cidr);
+  return c.ip.family === 4 && c.prefix < 31 ? " brd +" : "";
+}
+
 export function addrAdd(cidr: string, dev: string, what: string): IpCommand {
-  return { line: `addr add ${cidr} dev ${q(dev)}`, what };
+  return { line: `addr add ${cidr}${broadcast(cidr)} dev ${q(dev)}`, what };
 }
 
 /** Adds or leaves alone: no EEXIST, so a batch can carry on. */
 export function addrReplace(cidr: string, dev: string, what: string): IpCommand {
-  return { line: `addr replace ${cidr} dev ${q(dev)}`, what };
+  return { line: `addr replace ${cidr}${broadcast(cidr)} dev ${q(dev)}`, what };
 }
 
 export function addrDel(cidr: string, dev: string, what: string): IpCommand {

@@ -38,6 +38,7 @@ import {
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { formatCidr, networkOf, parseCidr } from "../../shared/net/ipaddr.js";
 import { type CnitoolOptions, type CnitoolRun, cnitool, repoRoot } from "./cnitool.js";
 import type { GocniOptions } from "./gocni.js";
 import { uniqueName } from "./names.js";
@@ -158,6 +159,11 @@ export interface PodPathOptions {
    * host veths live there, and the helpers below look there.
    */
   node?: TestNetns;
+  /**
+   * An existing subnet.env to use as is (a weftd's): none is written, and `net` is read from it
+   * (`dualStack`, `ipv6Only`, `mtu` and `ipMasq` do not apply then).
+   */
+  subnetFile?: string;
 }
 
 export interface ConfList {
@@ -215,6 +221,63 @@ export function ipOf(cidr: string): string {
   return cidr.split("/")[0]!;
 }
 
+type Net = PodPath["net"];
+
+/** A subnet.env for a test network of its own (a free 10.N.0.0/16, one /24 of it), written to `file`. */
+function writeTestSubnetEnv(file: string, o: PodPathOptions): Net {
+  const n = pickV4Network();
+  const m = 1 + Math.floor(Math.random() * 254);
+  const hex = (x: number) => x.toString(16);
+  const net: Net = { mtu: o.mtu ?? 1450 };
+  if (!o.ipv6Only) {
+    Object.assign(net, {
+      network: `10.${n}.0.0/16`,
+      subnet: `10.${n}.${m}.0/24`,
+      gateway: `10.${n}.${m}.1`,
+    });
+  }
+  if (o.dualStack || o.ipv6Only) {
+    Object.assign(net, {
+      ipv6Network: `fd5e:${hex(n)}::/48`,
+      ipv6Subnet: `fd5e:${hex(n)}:${hex(m)}::/64`,
+      ipv6Gateway: `fd5e:${hex(n)}:${hex(m)}::1`,
+    });
+  }
+  const env = [
+    ...(net.network ? [`FLANNEL_NETWORK=${net.network}`, `FLANNEL_SUBNET=${net.gateway}/24`] : []),
+    ...(net.ipv6Network
+      ? [`FLANNEL_IPV6_NETWORK=${net.ipv6Network}`, `FLANNEL_IPV6_SUBNET=${net.ipv6Gateway}/64`]
+      : []),
+    `FLANNEL_MTU=${net.mtu}`,
+    `FLANNEL_IPMASQ=${o.ipMasq ?? true}`,
+  ];
+  writeFileSync(file, `${env.join("\n")}\n`);
+  return net;
+}
+
+/** What a subnet.env says: FLANNEL_NETWORK, FLANNEL_SUBNET (gateway/len), their IPv6 twins, FLANNEL_MTU. */
+export function netOfSubnetEnv(text: string): Net {
+  const env = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    const i = line.indexOf("=");
+    if (i > 0) env.set(line.slice(0, i), line.slice(i + 1));
+  }
+  const net: Net = { mtu: Number(env.get("FLANNEL_MTU") ?? 1500) };
+  const v4 = env.get("FLANNEL_SUBNET");
+  if (v4) {
+    net.network = env.get("FLANNEL_NETWORK");
+    net.subnet = formatCidr(networkOf(parseCidr(v4)));
+    net.gateway = ipOf(v4);
+  }
+  const v6 = env.get("FLANNEL_IPV6_SUBNET");
+  if (v6) {
+    net.ipv6Network = env.get("FLANNEL_IPV6_NETWORK");
+    net.ipv6Subnet = formatCidr(networkOf(parseCidr(v6)));
+    net.ipv6Gateway = ipOf(v6);
+  }
+  return net;
+}
+
 export class PodPath {
   readonly pods: Pod[] = [];
   private added = new Set<Pod>();
@@ -242,33 +305,10 @@ export class PodPath {
     try {
       const delegates = o.delegates ?? (await delegateSets())[0]!;
       const { dir, sources } = await makeCniPath(join(root, "bin"), delegates, o.omitPlugins);
-      const n = pickV4Network();
-      const m = 1 + Math.floor(Math.random() * 254);
-      const hex = (x: number) => x.toString(16);
-      const net: PodPath["net"] = { mtu: o.mtu ?? 1450 };
-      if (!o.ipv6Only) {
-        Object.assign(net, {
-          network: `10.${n}.0.0/16`,
-          subnet: `10.${n}.${m}.0/24`,
-          gateway: `10.${n}.${m}.1`,
-        });
-      }
-      if (o.dualStack || o.ipv6Only) {
-        Object.assign(net, {
-          ipv6Network: `fd5e:${hex(n)}::/48`,
-          ipv6Subnet: `fd5e:${hex(n)}:${hex(m)}::/64`,
-          ipv6Gateway: `fd5e:${hex(n)}:${hex(m)}::1`,
-        });
-      }
-      const env = [
-        ...(net.network ? [`FLANNEL_NETWORK=${net.network}`, `FLANNEL_SUBNET=${net.gateway}/24`] : []),
-        ...(net.ipv6Network
-          ? [`FLANNEL_IPV6_NETWORK=${net.ipv6Network}`, `FLANNEL_IPV6_SUBNET=${net.ipv6Gateway}/64`]
-          : []),
-        `FLANNEL_MTU=${net.mtu}`,
-        `FLANNEL_IPMASQ=${o.ipMasq ?? true}`,
-      ];
-      writeFileSync(join(root, "subnet.env"), `${env.join("\n")}\n`);
+      const subnetFile = o.subnetFile ?? join(root, "subnet.env");
+      const net = o.subnetFile
+        ? netOfSubnetEnv(readFileSync(o.subnetFile, "utf8"))
+        : writeTestSubnetEnv(subnetFile, o);
 
       const list = JSON.parse(
         readFileSync(join(repoRoot(), o.conflist ?? "conflists/10-flannel.conflist"), "utf8"),
@@ -278,7 +318,7 @@ export class PodPath {
       if (o.withoutPortmap) list.plugins = list.plugins.filter((p) => p.type !== "portmap");
       const flannel = list.plugins.find((p) => p.type === "flannel");
       if (!flannel) throw new Error("the conflist has no flannel entry");
-      flannel.subnetFile = join(root, "subnet.env");
+      flannel.subnetFile = subnetFile;
       flannel.dataDir = join(root, "flannel");
       flannel.delegate = { ...(flannel.delegate as object), bridge: uniqueName("wbr") };
       flannel.ipam = { ...(flannel.ipam as object), dataDir: join(root, "ipam") };
@@ -318,7 +358,7 @@ export class PodPath {
     return (this.flannelConf.delegate as { bridge: string }).bridge;
   }
   get subnetEnvFile(): string {
-    return join(this.root, "subnet.env");
+    return this.flannelConf.subnetFile as string;
   }
   get flannelDataDir(): string {
     return join(this.root, "flannel");
@@ -452,9 +492,12 @@ export class PodPath {
     }
   }
 
-  /** Deletes everything: DEL for pods still added, the netns, the bridge, the temp dirs. Never throws. */
-  cleanup(): void {
-    for (const pod of this.added) {
+  /**
+   * Deletes everything: DEL for pods still added, the netns, the bridge, the temp dirs. Never throws.
+   * `del: false` skips the DELs, for a node whose namespace (bridge, veths, rules) is removed anyway.
+   */
+  cleanup(o: { del?: boolean } = {}): void {
+    for (const pod of o.del === false ? [] : this.added) {
       try {
         this.del(pod);
       } catch {

@@ -33,13 +33,25 @@ function hostLink(name: string): { mtu: number; master?: string } {
   return (JSON.parse(out) as Array<{ mtu: number; master?: string }>)[0]!;
 }
 
+interface AddrInfo {
+  family: string;
+  local: string;
+  prefixlen: number;
+  scope: string;
+  broadcast?: string;
+}
+
+/** "10.1.2.3/24 brd 10.1.2.255": the reference's netlink.AddrAdd sets the broadcast of a v4 prefix < /31. */
+const addrText = (a: AddrInfo) => `${a.local}/${a.prefixlen}${a.broadcast ? ` brd ${a.broadcast}` : ""}`;
+
 function hostAddrs(dev: string): string[] {
   const out = execFileSync("ip", ["-j", "addr", "show", "dev", dev], { encoding: "utf8" });
-  const links = JSON.parse(out) as Array<{
-    addr_info: Array<{ local: string; prefixlen: number; scope: string }>;
-  }>;
-  return links[0]!.addr_info.filter((a) => a.scope === "global").map((a) => `${a.local}/${a.prefixlen}`);
+  const links = JSON.parse(out) as Array<{ addr_info: AddrInfo[] }>;
+  return links[0]!.addr_info.filter((a) => a.scope === "global").map(addrText);
 }
+
+/** "10.1.2.255" for "10.1.2.3/24". */
+const broadcastOf = (cidr: string) => cidr.replace(/\.\d+\/24$/, ".255");
 
 function podRoutes(pod: Pod, family: "-4" | "-6"): Array<{ dst: string; gateway?: string; dev: string }> {
   return pod.netns.ipJson([family, "route", "show"]);
@@ -103,7 +115,7 @@ for (const set of sets) {
     });
 
     s("the bridge has the gateway and FLANNEL_MTU; the host veths are its ports, hairpin on", () => {
-      assert.equal(hostAddrs(pp.bridge), [`${pp.net.gateway}/24`]);
+      assert.equal(hostAddrs(pp.bridge), [`${pp.net.gateway}/24 brd ${broadcastOf(`${pp.net.gateway}/24`)}`]);
       assert.is(hostLink(pp.bridge).mtu, pp.net.mtu);
       for (const r of [ra, rb]) {
         const veth = r.interfaces[1]!.name;
@@ -119,17 +131,14 @@ for (const set of sets) {
     });
 
     s("the pod has its address, the network route and the default route", () => {
-      const links = a.netns.ipJson<
-        Array<{
-          ifname: string;
-          mtu: number;
-          addr_info: Array<{ family: string; local: string; prefixlen: number }>;
-        }>
-      >(["addr", "show", "dev", "eth0"]);
-      const v4 = links[0]!.addr_info
-        .filter((x) => x.family === "inet")
-        .map((x) => `${x.local}/${x.prefixlen}`);
-      assert.equal(v4, [ra.ips[0]!.address]);
+      const links = a.netns.ipJson<Array<{ ifname: string; mtu: number; addr_info: AddrInfo[] }>>([
+        "addr",
+        "show",
+        "dev",
+        "eth0",
+      ]);
+      const v4 = links[0]!.addr_info.filter((x) => x.family === "inet").map(addrText);
+      assert.equal(v4, [`${ra.ips[0]!.address} brd ${broadcastOf(ra.ips[0]!.address)}`]);
       assert.is(links[0]!.mtu, pp.net.mtu);
       const routes = podRoutes(a, "-4");
       assert.ok(
@@ -224,7 +233,11 @@ for (const set of sets) {
       { dst: "0.0.0.0/0", gw: dp.net.gateway! },
       { dst: "::/0", gw: dp.net.ipv6Gateway! },
     ]);
-    assert.equal(hostAddrs(dp.bridge).sort(), [`${dp.net.gateway}/24`, `${dp.net.ipv6Gateway}/64`].sort());
+    // A broadcast address for the v4 one only (netlink sets none for IPv6).
+    assert.equal(
+      hostAddrs(dp.bridge).sort(),
+      [`${dp.net.gateway}/24 brd ${broadcastOf(`${dp.net.gateway}/24`)}`, `${dp.net.ipv6Gateway}/64`].sort(),
+    );
     const v6routes = podRoutes(a, "-6");
     assert.ok(
       v6routes.some((r) => r.dst === dp.net.ipv6Network && r.gateway === dp.net.ipv6Gateway),

@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -10,6 +10,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { promisify } from "node:util";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { repoRoot } from "../helpers/cnitool.js";
@@ -26,6 +27,7 @@ import { until, Weftd } from "../helpers/weftd.js";
  */
 
 const HEALTH = 9100;
+const execFileP = promisify(execFile);
 const NET_CONF = '{"Network":"10.244.0.0/16","Backend":{"Type":"host-gw"}}';
 
 interface Ctx {
@@ -246,6 +248,91 @@ t("an invalid net-conf: exit 1 with the key and the allowed values (compiled and
   assert.match(p.log(), /SubnetLen must be less than \/31/);
   assert.not.ok(existsSync(subnetEnv(ctx, ctx.underlay.nodes[1]!)));
 });
+
+/**
+ * One config per rule of flannel's ParseConfig / CheckNetworkConfig (and weft's backend schema), each
+ * refused by the packaged weftd with exit 1 and a message naming the key. The unit tests
+ * (daemon-net-conf) hold every variant; here each rule once, end to end through the executable.
+ */
+const INVALID_NET_CONFS: Array<[string, string]> = [
+  ["{}", "please define a correct Network parameter in the flannel config (Network: an IPv4 CIDR"],
+  ['{"Network":"10.0.0.0/29"}', "network is too small. Minimum useful network prefix is /28 (Network is"],
+  ['{"Network":"10.0.0.0/16","SubnetLen":31}', "SubnetLen must be less than /31 (SubnetLen 31 with"],
+  [
+    '{"Network":"10.0.0.0/16","SubnetLen":17}',
+    "network must be able to accommodate at least four subnets (SubnetLen 17 with Network",
+  ],
+  ['{"Network":"10.0.0.0/16","SubnetMin":"10.1.0.0"}', "SubnetMin is not in the range of the Network"],
+  ['{"Network":"10.0.0.0/16","SubnetMax":"10.0.3.128"}', "SubnetMax is not on a SubnetLen boundary"],
+  [
+    '{"Network":"10.0.0.0/16","SubnetMin":"10.0.9.0","SubnetMax":"10.0.3.0"}',
+    "SubnetMin 10.0.9.0 is above SubnetMax 10.0.3.0",
+  ],
+  ['{"Network":"10.0.0.0/16","EnableIPv6":true}', "please define a correct IPv6Network parameter"],
+  [
+    '{"Network":"10.0.0.0/16","EnableIPv6":true,"IPv6Network":"fc00::/48","IPv6SubnetLen":127}',
+    "SubnetLen must be less than /127 (IPv6SubnetLen 127 with IPv6Network",
+  ],
+  ['{"EnableIPv4":false}', "EnableIPv4 and EnableIPv6 are both false"],
+  [
+    '{"Network":"10.0.0.0/16","Backend":{"Type":"udp"}}',
+    'Backend.Type: unsupported value \\"udp\\"; allowed values',
+  ],
+  [
+    '{"Network":"10.0.0.0/16","Backend":{"Type":"vxlan","VNI":16777216}}',
+    "Backend.VNI: unsupported value 16777216",
+  ],
+  [
+    '{"Network":"10.0.0.0/16","Backend":{"Type":"vxlan","Port":70000}}',
+    "Backend.Port: unsupported value 70000",
+  ],
+  ['{"Network":"10.0.0.0/16","EnableNFTables":true}', "EnableNFTables: unsupported value true"],
+  [
+    '{"Network":"10.0.0.0/16","SubnetLen":"24"}',
+    "json: cannot unmarshal string into Go struct field Config.SubnetLen of type uint",
+  ],
+  ['{"Network":"garbage"}', "Network: invalid CIDR address: garbage"],
+];
+
+t(
+  "every flannel net-conf rule: the packaged weftd exits 1 naming the key, and writes nothing",
+  async (ctx) => {
+    const exe = packaged();
+    const node = ctx.underlay.nodes[0]!;
+    const runs = INVALID_NET_CONFS.map(async ([doc, msg], i) => {
+      const dir = join(ctx.dir, `rule${i}`);
+      mkdirSync(dir);
+      writeFileSync(join(dir, "net-conf.json"), doc);
+      // No health server: the runs share the node's namespace, and so would its port.
+      const r = await execFileP(
+        "ip",
+        [
+          "netns",
+          "exec",
+          node.netns.name,
+          exe,
+          `--store-dir=${ctx.store}`,
+          `--subnet-file=${join(dir, "subnet.env")}`,
+          `--net-conf=${join(dir, "net-conf.json")}`,
+        ],
+        { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } },
+      ).then(
+        () => ({ code: 0, stderr: "" }),
+        (err: { code: number; stderr: string }) => err,
+      );
+      return { doc, msg, dir, ...r };
+    });
+    for (const r of await Promise.all(runs)) {
+      assert.is(r.code, 1, `${r.doc}: ${r.stderr}`);
+      assert.ok(
+        r.stderr.includes(`Invalid network config in ${r.dir}/net-conf.json: ${r.msg}`),
+        `${r.doc}: wanted ${r.msg}, got:\n${r.stderr}`,
+      );
+      assert.not.ok(existsSync(join(r.dir, "subnet.env")), `${r.doc}: no subnet.env`);
+    }
+    assert.equal(existsSync(ctx.store) ? leaseFiles(ctx) : [], [], "no lease taken");
+  },
+);
 
 t("the packaged weftd: --help, --version, bad flags exit 2 naming flag and allowed values", () => {
   const exe = packaged();
