@@ -1,9 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { writeSubnetEnv } from "../shared/flannel/subnet-env.js";
 import type { Logger } from "../shared/log.js";
+import type { KernelMonitor, monitorKernel } from "../shared/net/monitor.js";
 import { WEFT_VERSION } from "../shared/version.js";
 import { formatPrefix, tryPrefix } from "./addr.js";
-import type { Backend, ExternalInterface } from "./backend/backend.js";
+import { type Backend, type ExternalInterface, WEFT_ROUTE_PROTO } from "./backend/backend.js";
 import { type Clock, realClock, sleep, type Timer } from "./clock.js";
 import type { ExtIfaceOptions } from "./external-iface.js";
 import { describeFlags, type Flags } from "./flags.js";
@@ -21,6 +22,11 @@ export interface DaemonDeps {
   syncRules(o: RulesOptions): Promise<void>;
   createBackend(type: string): Promise<Backend>;
   openStore(flags: Flags, log: Logger): Promise<SubnetStore>;
+  /**
+   * Kernel change events (shared/net/monitor.ts), so a route or device deleted by hand is repaired at
+   * once rather than at the next periodic check; tests may leave it out.
+   */
+  monitorKernel?: typeof monitorKernel;
   clock?: Clock;
   /** The subnet pick's randomness (tests). */
   random?: () => number;
@@ -34,8 +40,16 @@ export class FatalError extends Error {
   }
 }
 
-/** Routes, neighbours and devices are re-checked this often even without a lease change (flanneld: 10 s). */
+/**
+ * Routes, neighbours and devices are re-checked this often even without a lease change or a kernel event
+ * (flanneld: 10 s). WEFT_ROUTE_RESYNC_SECONDS changes it (tests show repairs come from kernel events).
+ */
 export const ROUTE_RESYNC_MS = 10_000;
+
+function routeResyncMs(): number {
+  const s = Number(process.env.WEFT_ROUTE_RESYNC_SECONDS);
+  return Number.isFinite(s) && s > 0 ? s * 1000 : ROUTE_RESYNC_MS;
+}
 
 /**
  * weftd in flanneld's order: the external interface, the store, the network config, the backend's own
@@ -63,6 +77,8 @@ export class Daemon {
   private all: Lease[] | undefined;
   private readonly ignored = new Set<string>();
   private stopWatch: (() => void) | undefined;
+  private kernelMonitor: KernelMonitor | undefined;
+  private kernelKick: Timer | undefined;
   private timers: Timer[] = [];
   private reconciling: Promise<void> | undefined;
   private reconcileAgain = false;
@@ -232,10 +248,15 @@ export class Daemon {
       onLease: (l, prev) => this.onOwnLease(l, prev),
       onStatus: () => undefined,
     });
-    this.every(ROUTE_RESYNC_MS, () => {
+    this.every(routeResyncMs(), () => {
       if (!this.status.subnetEnvWritten) this.writeSubnetFile();
       this.requestReconcile();
     });
+    this.kernelMonitor = this.deps.monitorKernel?.(
+      ["link", "route", "neigh"],
+      (line) => this.onKernelEvent(line),
+      (err) => this.rlog.warn(err.message),
+    );
     this.every(flags.iptablesResync * 1000, () => void this.syncRules());
   }
 
@@ -424,6 +445,20 @@ export class Daemon {
     return this.reconciling;
   }
 
+  /**
+   * A deletion of what the backend programs (a route with weft's proto, or anything on a flannel
+   * device) brings a reconcile within 100 ms; the burst one deletion makes (a device takes its routes,
+   * neighbours and fdb entries with it) becomes one reconcile. flanneld recreates flannel.N on
+   * RTM_DELLINK the same way, but does not replay the leases onto it (anchors 10.1, item 7).
+   */
+  private onKernelEvent(line: string): void {
+    if (!isBackendDeletion(line) || this.stopped || this.kernelKick) return;
+    this.kernelKick = this.clock.setTimeout(() => {
+      this.kernelKick = undefined;
+      if (this.status.subnetEnvWritten) this.requestReconcile();
+    }, 100);
+  }
+
   private every(ms: number, fn: () => void): void {
     const tick = () => {
       if (this.stopped) return;
@@ -435,6 +470,8 @@ export class Daemon {
 
   private async shutdown(): Promise<void> {
     for (const t of this.timers) this.clock.clearTimeout(t);
+    if (this.kernelKick) this.clock.clearTimeout(this.kernelKick);
+    this.kernelMonitor?.stop();
     this.stopWatch?.();
     this.leases?.stop();
     await this.leases?.drained();
@@ -466,4 +503,14 @@ export async function readPreviousSubnets(
     if (key === "FLANNEL_IPV6_SUBNET" && p.family === 6) out.ipv6Subnet = formatPrefix(p);
   }
   return out.subnet || out.ipv6Subnet ? out : undefined;
+}
+
+/**
+ * Whether an `ip -o monitor` line reports the deletion of something a backend programs: a route tagged
+ * with weft's protocol, or a flannel device (flannel.<VNI>, flannel-v6.<VNI>) or a neighbour, fdb entry
+ * or route on one. Pod veths come and go all day; those never trigger a reconcile.
+ */
+export function isBackendDeletion(line: string): boolean {
+  if (!line.startsWith("Deleted ")) return false;
+  return new RegExp(`\\bproto ${WEFT_ROUTE_PROTO}\\b`).test(line) || /\bflannel(-v6)?\.\d+\b/.test(line);
 }

@@ -1,4 +1,5 @@
 import { createLogger } from "../shared/log.js";
+import { monitorKernel } from "../shared/net/monitor.js";
 import { WEFT_VERSION } from "../shared/version.js";
 import { createBackend } from "./backends.js";
 import { Daemon, type DaemonDeps } from "./daemon.js";
@@ -34,7 +35,7 @@ export async function main(argv: string[], overrides: Partial<DaemonDeps> = {}):
   for (const w of parsed.warnings) log.warn(w);
   const daemon = new Daemon(
     parsed.flags,
-    { findExternalInterface, syncRules, createBackend, openStore, ...overrides },
+    { findExternalInterface, syncRules, createBackend, openStore, monitorKernel, ...overrides },
     log,
   );
   const onSignal = () => daemon.stop();

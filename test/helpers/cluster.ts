@@ -95,6 +95,8 @@ export interface ClusterOptions {
   ipMasq?: boolean;
   /** Extra weftd flags for every node. */
   args?: string[];
+  /** Extra environment for every node's weftd (e.g. WEFT_ROUTE_RESYNC_SECONDS). */
+  env?: Record<string, string>;
   /** The weftd executable (default <WEFT_BIN_DIR or dist/bin>/weftd). */
   exe?: string;
   /** The pods' delegates (default "weft": the whole weft chain, flannel -> bridge -> host-local). */
@@ -209,6 +211,7 @@ export class ClusterNode {
       node: this.underlay,
       exe: c.exe,
       logFile: this.logFile,
+      ...(c.env ? { env: c.env } : {}),
       args: [
         ...c.storeArgs(),
         `--subnet-file=${this.subnetFile}`,
@@ -382,6 +385,7 @@ export class Cluster {
   readonly netConfFile: string;
   readonly leaseAccess: LeaseAccess;
   readonly exe: string;
+  readonly env: Record<string, string> | undefined;
   readonly ipMasq: boolean;
   readonly args: string[];
   readonly delegates: DelegateSet;
@@ -404,6 +408,7 @@ export class Cluster {
       this.leaseAccess = this.store.leases;
     }
     this.exe = o.exe ?? packagedWeftd();
+    this.env = o.env;
     this.ipMasq = o.ipMasq ?? true;
     this.args = o.args ?? [];
     this.delegates = o.delegates ?? "weft";

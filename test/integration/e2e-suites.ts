@@ -86,6 +86,8 @@ export function clusterSuite(backend: BackendType, store: ClusterStoreOption): v
       nodes: 3,
       netConf: { Network: NETWORK, Backend: { Type: backend } },
       store,
+      // No periodic route check within a test's reach: repairs must come from kernel events.
+      env: { WEFT_ROUTE_RESYNC_SECONDS: "600" },
     });
     await ctx.c.startAll();
     for (const n of ctx.c.nodes) {
@@ -250,7 +252,7 @@ export function clusterSuite(backend: BackendType, store: ClusterStoreOption): v
   );
 
   s(
-    "a route deleted by hand comes back within the resync" +
+    "a route deleted by hand comes back at once, from kernel events (no periodic check in reach)" +
       (vxlan ? "; so does flannel.1, with its MAC" : ""),
     async ({ c }) => {
       const [a, b, d] = c.nodes as [ClusterNode, ClusterNode, ClusterNode];
@@ -263,7 +265,8 @@ export function clusterSuite(backend: BackendType, store: ClusterStoreOption): v
       const wantA = vxlan
         ? `${lost} via ${net0(lost)} dev flannel.1 proto 87 onlink`
         : `${lost} via ${b.ip} dev eth0 proto 87`;
-      const bound = ROUTE_RESYNC_MS + 3000;
+      // The periodic check is 10 min away here: only the kernel monitor can bring it back in time.
+      const bound = ROUTE_RESYNC_MS;
       await until(
         "the route back",
         async () => (await a.ipLines(["route", "show", lost])).includes(wantA),
