@@ -1,4 +1,4 @@
-import { execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -467,6 +467,8 @@ export class Cluster {
   readonly delegates: DelegateSet;
   readonly healthPort: number;
   private readonly store: ClusterStore;
+  /** Processes a test started in the cluster's pods (pingDuring), ended by cleanup() if still running. */
+  readonly background = new Set<ChildProcess>();
 
   private constructor(
     readonly root: string,
@@ -590,6 +592,8 @@ export class Cluster {
   /** Kills every daemon and removes the pods, the namespaces and the temp dirs. Never throws. */
   async cleanup(): Promise<void> {
     live.delete(this);
+    // A test that failed before stopping its pings would otherwise keep the test process alive.
+    for (const p of this.background) p.kill("SIGKILL");
     await Promise.all(this.nodes.map((n) => n.kill().catch(() => undefined)));
     if (this.store.kind === "etcd") await this.store.close?.().catch(() => undefined);
     for (const n of this.nodes) {
@@ -650,7 +654,14 @@ export function pingDuring(
   child.stderr.on("data", (d) => {
     out += d;
   });
-  const exited = new Promise<string>((r) => child.on("close", (code, signal) => r(`${code} ${signal}`)));
+  const background = from.node.cluster.background;
+  background.add(child);
+  const exited = new Promise<string>((r) =>
+    child.on("close", (code, signal) => {
+      background.delete(child);
+      r(`${code} ${signal}`);
+    }),
+  );
   return {
     async stop() {
       child.kill("SIGINT");
