@@ -63,6 +63,16 @@ s("the network config comes from <prefix>/config when no file is given", async (
   }
 });
 
+s("the nodes' logs hold weftd's lines only (TLS to an etcd at an IP address included)", async ({ c }) => {
+  for (const n of c.nodes) {
+    const stray = n
+      .log()
+      .split("\n")
+      .filter((l) => l !== "" && !/^\d{4}-\d\d-\d\dT[\d:.]+Z (debug|info|warn|error) weftd "/.test(l));
+    assert.equal(stray, [], `${n.name}'s log`);
+  }
+});
+
 s("etcdctl get --prefix shows flanneld's keys and lease values", async ({ c }) => {
   const subnets = await Promise.all(
     c.nodes.map(async (n) => [
