@@ -126,6 +126,8 @@ s(
       assert.match(line, / \(retrying\)"$/);
       const r = await j.readyz();
       assert.is(r.status, 503);
+      assert.match(r.body, "weftd is not ready: not ready yet: reading the network config: ");
+      assert.match(r.body, hint);
       assert.ok(j.running, "it keeps trying");
       assert.is(j.subnetEnvText(), undefined);
       assert.not.ok(await j.lease(), "no lease");
