@@ -280,6 +280,8 @@ export class Daemon {
         const e = err as NodeJS.ErrnoException;
         const msg = e.code === "ENOENT" ? `open ${path}: no such file or directory` : e.message;
         this.rlog.error(`Couldn't fetch network config: ${msg} (retrying)`);
+        // /readyz says why too, as it does while a lease cannot be acquired.
+        this.phase(`reading the network config: ${msg}`);
         await sleep(this.clock, wait, this.stopping.signal);
         wait = Math.min(wait * 2, 10_000);
         continue;

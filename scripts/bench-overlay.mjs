@@ -16,8 +16,10 @@
 //
 //   node scripts/bench-overlay.mjs [--runs N] [--seconds S] [--weft DIR]
 //
-// The store: the embedded file store. etcd: see STORES below (the hook for the etcd store).
-// Needs root and iperf3 (scripts/host-deps.sh installs it). Uses the compiled test helpers (build/), and
+// The convergence is measured on both stores (STORES below): the embedded file store, and etcd (a
+// throwaway etcd in the underlay's hub namespace, reached by every node over its eth0 as nodes reach an
+// etcd on their network; test/helpers/cluster.ts hubEtcd()).
+// Needs root, iperf3 and etcd (scripts/host-deps.sh installs them). Uses the compiled test helpers (build/), and
 // compiles them first when they are missing or older than their sources.
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
@@ -40,17 +42,9 @@ requireExecutables("bench-overlay", [
     "weft build (node scripts/build.mjs, or --weft DIR)",
   ],
   ["/usr/bin", ["iperf3"], "iperf3 (bash scripts/host-deps.sh)"],
+  ["/usr/bin", ["etcd", "etcdctl"], "etcd-server and etcd-client (bash scripts/host-deps.sh)"],
 ]);
 process.env.WEFT_BIN_DIR = opts.weft;
-
-/**
- * The stores the convergence is measured on: `make()` gives the cluster's store option
- * (test/helpers/cluster.ts ClusterStoreOption) and `done()` tears down what it started. The etcd store
- * plugs in here: make() returns a function of the underlay that starts etcd where the node namespaces
- * reach it (in `underlay.hub` on `<subnet24>.254`) and returns { kind: "etcd", endpoints, prefix,
- * leases, close }.
- */
-const STORES = [{ label: "file", make: async () => ({ kind: "file" }), done: async () => {} }];
 
 /** The compiled harness (build/test/helpers/cluster.js), compiled first when missing or stale. */
 async function harness() {
@@ -74,7 +68,18 @@ async function harness() {
   return import(out);
 }
 
-const { Cluster, firstReply } = await harness();
+const { Cluster, firstReply, hubEtcd } = await harness();
+
+/**
+ * The stores the convergence is measured on: `make()` gives the cluster's store option
+ * (test/helpers/cluster.ts ClusterStoreOption) and `done()` tears down what it started. hubEtcd() starts
+ * a throwaway etcd in the underlay's hub when the cluster is made (plain http, flanneld's prefix), and
+ * the cluster's cleanup stops it.
+ */
+const STORES = [
+  { label: "file", make: async () => ({ kind: "file" }), done: async () => {} },
+  { label: "etcd", make: async () => hubEtcd(), done: async () => {} },
+];
 
 /** Runs `cmd` inside a namespace. */
 const inNs = (ns, cmd) => run("ip", ["netns", "exec", ns, ...cmd], { maxBuffer: 1 << 24 });
@@ -250,25 +255,31 @@ async function convergence(store) {
     } finally {
       await c.cleanup();
     }
-    rows.push({ backend, ...Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)])) });
+    rows.push({
+      store: store.label,
+      backend,
+      ...Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)])),
+    });
   }
-  console.log(
-    `a node joining a running two-node cluster, ${store.label} store, ${opts.runs} joins each (median ms)`,
-  );
-  console.log("backend   start->/readyz   lease->routes on the others   /readyz->first pod reply (its ADD)");
-  for (const r of rows) {
-    console.log(
-      `${r.backend.padEnd(8)}  ${r.ready.toFixed(0).padStart(14)}   ${r.routes.toFixed(0).padStart(27)}   ${r.reply.toFixed(0).padStart(24)} (${r.add.toFixed(0)})`,
-    );
-  }
+  return rows;
 }
 
 await throughput();
 console.log("");
+const rows = [];
 for (const s of STORES) {
   try {
-    await convergence(s);
+    rows.push(...(await convergence(s)));
   } finally {
     await s.done();
   }
+}
+console.log(`a node joining a running two-node cluster, ${opts.runs} joins each (median ms)`);
+console.log(
+  "store  backend   start->/readyz   lease->routes on the others   /readyz->first pod reply (its ADD)",
+);
+for (const r of rows) {
+  console.log(
+    `${r.store.padEnd(5)}  ${r.backend.padEnd(8)}  ${r.ready.toFixed(0).padStart(14)}   ${r.routes.toFixed(0).padStart(27)}   ${r.reply.toFixed(0).padStart(24)} (${r.add.toFixed(0)})`,
+  );
 }

@@ -131,6 +131,27 @@ function credentialsOf(o: EtcdClientOptions): IOptions["credentials"] {
   };
 }
 
+let quietIpServername = false;
+
+/**
+ * grpc-js gives Node's TLS the endpoint's host as the server name, for most etcd endpoints an IP
+ * address, and Node then prints a DeprecationWarning (DEP0123, grpc/grpc-node#1919) on stderr, which is
+ * weftd's log: two lines out of the log's format, one telling the operator to run
+ * `weftd --trace-deprecation`. Only that warning is dropped (every other one goes through); the
+ * connection is unchanged, the server's certificate still checked against that address.
+ */
+function dropIpServernameWarning(): void {
+  if (quietIpServername) return;
+  quietIpServername = true;
+  const emit = process.emitWarning;
+  process.emitWarning = function (this: NodeJS.Process, warning: string | Error, ...rest: unknown[]) {
+    const o = rest[0];
+    const code = o !== null && typeof o === "object" ? (o as { code?: unknown }).code : rest[1];
+    if (code === "DEP0123") return;
+    return (emit as (...a: unknown[]) => void).call(this, warning, ...rest);
+  } as typeof process.emitWarning;
+}
+
 function checkEndpoints(endpoints: string[]): void {
   if (endpoints.length === 0) throw new Error("no etcd endpoints given (--etcd-endpoints)");
   for (const e of endpoints) {
@@ -167,6 +188,7 @@ export class EtcdClient {
       );
       credentials = undefined;
     }
+    if (credentials || o.endpoints.some((e) => e.startsWith("https://"))) dropIpServernameWarning();
     const deadline = (): CallOptions => ({ deadline: Date.now() + o.timeoutMs });
     this.etcd = new Etcd3({
       hosts: o.endpoints,

@@ -1,4 +1,4 @@
-import { execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -12,6 +12,7 @@ import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import { type EtcdDoor, TestEtcd, type TestEtcdOptions } from "./etcd.js";
 import { assertRoot } from "./netns.js";
 import { type DelegateSet, ipOf, type Pod, PodPath, weftBinDir } from "./podpath.js";
 import { Underlay, type UnderlayNode, type UnderlayOptions } from "./underlay.js";
@@ -37,9 +38,16 @@ import { until, Weftd } from "./weftd.js";
  * The store is a parameter (`store`): the embedded file store in a temp directory by default, or etcd
  * (endpoints, prefix, TLS files, plus a LeaseAccess the test supplies to read and delete leases), given
  * as is or made from the underlay once it exists: the daemons run in the node namespaces, so an etcd
- * endpoint must be reachable from there (in `underlay.hub` on `<subnet24>.254`, not the host's 127.0.0.1). Everything is flanneld's defaults except what a node on one machine needs: --iface eth0,
- * --subnet-file per node, --net-config-path (one file for the cluster, or one per node), --ip-masq
- * (default on), /readyz on 127.0.0.1:<healthPort> inside each node.
+ * endpoint must be reachable from there (in `underlay.hub` on `<subnet24>.254`, not the host's
+ * 127.0.0.1). `hubEtcd()` does that: a throwaway etcd there, TLS optional, `cluster.etcd` to kill,
+ * restart or query it.
+ *
+ *   const c = await Cluster.create({ nodes: 3, store: hubEtcd({ tls: true, config: netConf }) });
+ *
+ * Everything is flanneld's defaults except what a node on one machine needs: --iface eth0,
+ * --subnet-file per node, --net-config-path (one file for the cluster, or one per node; none when
+ * `netConf` is not given: the store's config), --ip-masq (default on), /readyz on
+ * 127.0.0.1:<healthPort> inside each node.
  */
 
 export interface StoredLease {
@@ -75,6 +83,8 @@ export type ClusterStore =
       leases: LeaseAccess;
       /** Stops what serves the store; called by cleanup() after the daemons, before the namespaces go. */
       close?: () => Promise<void>;
+      /** The etcd serving it, when the test started one (hubEtcd()): for kills, restarts, etcdctl. */
+      etcd?: TestEtcd;
     };
 
 /**
@@ -88,8 +98,11 @@ export type ClusterStoreOption =
 
 export interface ClusterOptions {
   nodes: number;
-  /** net-conf.json: a document or its text. */
-  netConf: Record<string, unknown> | string;
+  /**
+   * net-conf.json: a document or its text, given to every node with --net-config-path. Without it no
+   * node gets the flag, and weftd reads the store's network config (etcd: `<prefix>/config`).
+   */
+  netConf?: Record<string, unknown> | string;
   store?: ClusterStoreOption;
   /** --ip-masq (default true, as kube-flannel runs flanneld). */
   ipMasq?: boolean;
@@ -166,6 +179,71 @@ export function fileLeaseAccess(dir: string): LeaseAccess {
   };
 }
 
+/** The leases under `<prefix>/subnets/` of an etcd, read and deleted with etcdctl as an operator would. */
+export function etcdLeaseAccess(etcd: TestEtcd, prefix = DEFAULT_ETCD_PREFIX): LeaseAccess {
+  const subnets = `${prefix.replace(/\/+$/, "")}/subnets/`;
+  return {
+    async list() {
+      return (await etcd.getPrefix(subnets))
+        .map((kv) => ({ key: kv.key.slice(subnets.length), value: JSON.parse(kv.value) }))
+        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    },
+    async remove(key) {
+      const out = await etcd.etcdctl(["del", `${subnets}${key}`]);
+      if (out.trim() !== "1")
+        throw new Error(`etcdctl del ${subnets}${key} deleted ${out.trim() || "nothing"}`);
+    },
+  };
+}
+
+/** flanneld's --etcd-prefix default. */
+export const DEFAULT_ETCD_PREFIX = "/coreos.com/network";
+
+export interface HubEtcdOptions extends Pick<TestEtcdOptions, "tls" | "args"> {
+  /** --etcd-prefix for the nodes (default: none given, flanneld's /coreos.com/network). */
+  prefix?: string;
+  /** A network config written to `<prefix>/config` before any node starts (a document or its text). */
+  config?: Record<string, unknown> | string;
+  /** Make etcd but do not start it: the nodes find it unreachable until `cluster.etcd.restart()`. */
+  stopped?: boolean;
+}
+
+/**
+ * The cluster's store on a real etcd, started in the underlay's hub namespace on `<subnet24>.254:2379`
+ * (where every node reaches it over its eth0, as nodes reach an etcd on their network), with TLS client
+ * certificates when `tls` is set (the nodes get --etcd-cafile/--etcd-certfile/--etcd-keyfile). Its data
+ * and certificates go with cleanup(); `cluster.etcd` is the TestEtcd.
+ */
+export function hubEtcd(o: HubEtcdOptions = {}): (u: Underlay) => Promise<ClusterStore> {
+  return async (u) => {
+    const etcd = await TestEtcd.create({
+      netns: u.hub.name,
+      host: `${u.subnet24}.254`,
+      ...(o.tls ? { tls: true } : {}),
+      ...(o.args ? { args: o.args } : {}),
+    });
+    try {
+      if (!o.stopped || o.config !== undefined) await etcd.restart();
+      const prefix = o.prefix ?? DEFAULT_ETCD_PREFIX;
+      if (o.config !== undefined) await etcd.put(`${prefix.replace(/\/+$/, "")}/config`, textOf(o.config));
+      if (o.stopped) await etcd.kill();
+      const tls = etcd.tls;
+      return {
+        kind: "etcd",
+        endpoints: [etcd.endpoint],
+        ...(o.prefix ? { prefix: o.prefix } : {}),
+        ...(tls ? { caFile: tls.ca, certFile: tls.clientCert, keyFile: tls.clientKey } : {}),
+        leases: etcdLeaseAccess(etcd, prefix),
+        close: () => etcd.stop(),
+        etcd,
+      };
+    } catch (err) {
+      await etcd.stop();
+      throw err;
+    }
+  };
+}
+
 export class ClusterNode {
   daemon: Weftd | undefined;
   readonly pods: ClusterPod[] = [];
@@ -207,6 +285,7 @@ export class ClusterNode {
       writeFileSync(this.netConfFile, textOf(o.netConf));
     }
     const c = this.cluster;
+    const netConf = this.netConfFile ?? c.netConfFile;
     const d = new Weftd({
       node: this.underlay,
       exe: c.exe,
@@ -215,7 +294,7 @@ export class ClusterNode {
       args: [
         ...c.storeArgs(),
         `--subnet-file=${this.subnetFile}`,
-        `--net-config-path=${this.netConfFile ?? c.netConfFile}`,
+        ...(netConf ? [`--net-config-path=${netConf}`] : []),
         `--iface=${this.underlay.iface}`,
         ...(c.ipMasq ? ["--ip-masq"] : []),
         "--healthz-ip=127.0.0.1",
@@ -382,7 +461,8 @@ export class ClusterNode {
 
 export class Cluster {
   readonly nodes: ClusterNode[] = [];
-  readonly netConfFile: string;
+  /** The cluster's net-conf.json, or undefined when the nodes read the store's. */
+  readonly netConfFile: string | undefined;
   readonly leaseAccess: LeaseAccess;
   readonly exe: string;
   readonly env: Record<string, string> | undefined;
@@ -391,6 +471,8 @@ export class Cluster {
   readonly delegates: DelegateSet;
   readonly healthPort: number;
   private readonly store: ClusterStore;
+  /** Processes a test started in the cluster's pods (pingDuring), ended by cleanup() if still running. */
+  readonly background = new Set<ChildProcess>();
 
   private constructor(
     readonly root: string,
@@ -398,8 +480,10 @@ export class Cluster {
     o: ClusterOptions,
     store: ClusterStore,
   ) {
-    this.netConfFile = join(root, "net-conf.json");
-    writeFileSync(this.netConfFile, textOf(o.netConf));
+    if (o.netConf !== undefined) {
+      this.netConfFile = join(root, "net-conf.json");
+      writeFileSync(this.netConfFile, textOf(o.netConf));
+    }
     this.store = store;
     if (this.store.kind === "file") {
       this.store = { kind: "file", dir: this.store.dir ?? join(root, "leases") };
@@ -460,6 +544,23 @@ export class Cluster {
     return this.store.dir!;
   }
 
+  /** The etcd the cluster's store runs on (a store made by hubEtcd()). */
+  get etcd(): TestEtcd {
+    const s = this.store;
+    if (s.kind !== "etcd" || !s.etcd)
+      throw new Error("the cluster's store is not an etcd started by the test");
+    return s.etcd;
+  }
+
+  /**
+   * A slow way in to the cluster's etcd (TestEtcd.door()): flags that point a node at it, to pass to
+   * start({ args }), and setDelay(0) to open it. It goes with cleanup().
+   */
+  async etcdDoor(delayMs: number): Promise<EtcdDoor & { args: string[] }> {
+    const door = await this.etcd.door(delayMs);
+    return { ...door, args: [`--etcd-endpoints=${door.endpoint}`] };
+  }
+
   /** One more node on the underlay (a joining node); its daemon is not started. */
   addNode(): ClusterNode {
     const n = new ClusterNode(this, this.underlay.addNode());
@@ -496,6 +597,8 @@ export class Cluster {
   /** Kills every daemon and removes the pods, the namespaces and the temp dirs. Never throws. */
   async cleanup(): Promise<void> {
     live.delete(this);
+    // A test that failed before stopping its pings would otherwise keep the test process alive.
+    for (const p of this.background) p.kill("SIGKILL");
     await Promise.all(this.nodes.map((n) => n.kill().catch(() => undefined)));
     if (this.store.kind === "etcd") await this.store.close?.().catch(() => undefined);
     for (const n of this.nodes) {
@@ -556,7 +659,14 @@ export function pingDuring(
   child.stderr.on("data", (d) => {
     out += d;
   });
-  const exited = new Promise<string>((r) => child.on("close", (code, signal) => r(`${code} ${signal}`)));
+  const background = from.node.cluster.background;
+  background.add(child);
+  const exited = new Promise<string>((r) =>
+    child.on("close", (code, signal) => {
+      background.delete(child);
+      r(`${code} ${signal}`);
+    }),
+  );
   return {
     async stop() {
       child.kill("SIGINT");

@@ -3,6 +3,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writ
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 /**
@@ -16,6 +17,12 @@ import { promisify } from "node:util";
  *   etcd.tls.clientCert      // files for --etcd-certfile/--etcd-keyfile/--etcd-cafile
  *   await etcd.etcdctl(["get", "--prefix", "/coreos.com/network"]);
  *   await etcd.stop();
+ *
+ * For daemons in other network namespaces (the e2e nodes), it runs inside a namespace they reach, on an
+ * address of that namespace: `{ netns: underlay.hub.name, host: "192.168.77.254" }` gives
+ * "http://192.168.77.254:2379" (etcd's own ports: the namespace is private), the server certificate
+ * names that address, and etcdctl runs there too. `TestEtcd.create()` makes one that is not running
+ * yet (etcd unreachable at a daemon's start); restart() starts it.
  */
 export interface TlsFiles {
   ca: string;
@@ -32,6 +39,22 @@ export interface TestEtcdOptions {
   tls?: boolean;
   /** More etcd flags (e.g. "--auth-token-ttl=2"). */
   args?: string[];
+  /**
+   * The network namespace etcd (and etcdctl) run in, e.g. an underlay's hub; its ports are then etcd's
+   * defaults, 2379 and 2380 (nothing else listens in a test's private namespace).
+   */
+  netns?: string;
+  /** The client URL's address (default 127.0.0.1); with TLS the server certificate names it. */
+  host?: string;
+}
+
+/** A slow way in to etcd (TestEtcd.door()). */
+export interface EtcdDoor {
+  /** The endpoint through the door ("http://192.168.77.254:2479"). */
+  endpoint: string;
+  /** Holds what arrives from now on `ms` (0: passes it on at once); what is held keeps its order. */
+  setDelay(ms: number): void;
+  close(): Promise<void>;
 }
 
 export interface StoredKv {
@@ -67,6 +90,8 @@ export class TestEtcd {
   private proc: ChildProcess | undefined;
   private user: string | undefined;
   private extraArgs: string[] = [];
+  private netns: string | undefined;
+  private readonly doors = new Set<EtcdDoor>();
 
   private constructor(
     readonly dir: string,
@@ -75,18 +100,33 @@ export class TestEtcd {
     readonly tls: TlsFiles | undefined,
     readonly name = "weft-test",
     private readonly initialCluster = `${name}=http://127.0.0.1:${peerPort}`,
+    readonly host = "127.0.0.1",
   ) {
-    this.endpoint = `${tls ? "https" : "http"}://127.0.0.1:${clientPort}`;
+    this.endpoint = `${tls ? "https" : "http"}://${host}:${clientPort}`;
   }
 
   static async start(o: TestEtcdOptions = {}): Promise<TestEtcd> {
+    const e = await TestEtcd.create(o);
+    try {
+      await e.launch();
+      return e;
+    } catch (err) {
+      await e.stop();
+      throw err;
+    }
+  }
+
+  /** Everything start() makes (directory, certificates, ports) without starting etcd: restart() does. */
+  static async create(o: TestEtcdOptions = {}): Promise<TestEtcd> {
     const dir = mkdtempSync(join(tmpdir(), "weft-etcd-"));
     try {
-      const tls = o.tls ? makeCerts(join(dir, "tls")) : undefined;
-      const e = new TestEtcd(dir, await freePort(), await freePort(), tls);
+      const host = o.host ?? "127.0.0.1";
+      const tls = o.tls ? makeCerts(join(dir, "tls"), host) : undefined;
+      const [client, peer] = o.netns ? [2379, 2380] : [await freePort(), await freePort()];
+      const e = new TestEtcd(dir, client, peer, tls, undefined, undefined, host);
       e.extraArgs = o.args ?? [];
+      e.netns = o.netns;
       running.add(e);
-      await e.launch();
       return e;
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });
@@ -126,7 +166,7 @@ export class TestEtcd {
 
   private args(): string[] {
     const scheme = this.tls ? "https" : "http";
-    const client = `${scheme}://127.0.0.1:${this.clientPort}`;
+    const client = `${scheme}://${this.host}:${this.clientPort}`;
     const peer = `http://127.0.0.1:${this.peerPort}`;
     const args = [
       `--name=${this.name}`,
@@ -155,7 +195,9 @@ export class TestEtcd {
   private async launch(): Promise<void> {
     const log = openSync(this.logFile, "a");
     try {
-      this.proc = spawn("etcd", this.args(), { stdio: ["ignore", log, log] });
+      // `ip netns exec` execs etcd in place: the pid is etcd's, so kill() reaches it.
+      const [cmd, ...args] = this.inNetns(["etcd", ...this.args()]);
+      this.proc = spawn(cmd!, args, { stdio: ["ignore", log, log] });
     } finally {
       closeSync(log);
     }
@@ -175,6 +217,17 @@ export class TestEtcd {
       }
       await sleep(100);
     }
+  }
+
+  /** `cmd` as run in etcd's namespace (as is without one). */
+  private inNetns(cmd: string[]): string[] {
+    return this.netns ? ["ip", "netns", "exec", this.netns, ...cmd] : cmd;
+  }
+
+  /** Whether etcd is running now (not killed, not yet started). */
+  get running(): boolean {
+    const p = this.proc;
+    return !!p && p.exitCode === null && p.signalCode === null;
   }
 
   logTail(): string {
@@ -197,16 +250,17 @@ export class TestEtcd {
     }
     if (this.user) flags.push(`--user=${this.user}`);
     const env = { ...process.env, ETCDCTL_API: "3" };
+    const [cmd, ...argv] = this.inNetns(["etcdctl", ...flags, ...args]);
     if (o.input !== undefined) {
       return new Promise((resolve, reject) => {
-        const p = execFile("etcdctl", [...flags, ...args], { env }, (err, stdout, stderr) =>
+        const p = execFile(cmd!, argv, { env }, (err, stdout, stderr) =>
           err ? reject(new Error(`etcdctl ${args.join(" ")}: ${stderr || err.message}`)) : resolve(stdout),
         );
         p.stdin?.end(o.input);
       });
     }
     try {
-      return (await run("etcdctl", [...flags, ...args], { env })).stdout;
+      return (await run(cmd!, argv, { env })).stdout;
     } catch (err) {
       const e = err as { stderr?: string; message: string };
       throw new Error(`etcdctl ${args.join(" ")}: ${e.stderr || e.message}`);
@@ -270,14 +324,56 @@ export class TestEtcd {
     await exited;
   }
 
-  /** Starts it again on the same data and ports; resolves once it answers. */
+  /** Starts it (again, after kill(), or for the first time after create()) on the same data and ports; resolves once it answers. */
   async restart(): Promise<void> {
     await this.kill();
     await this.launch();
   }
 
-  /** Ends it and removes its data and certificates. */
+  /**
+   * Another endpoint of this etcd, next to it (same namespace and address, the next port), that holds
+   * every request `delayMs` before passing it on (answers are not held): clients that go through it
+   * see the store as it was `delayMs` ago when they write, so two of them started together both read
+   * the store before either's write arrives (test/helpers/delay-relay.ts; the kernel here has no netem).
+   */
+  async door(delayMs: number): Promise<EtcdDoor> {
+    const port = this.netns ? this.clientPort + 100 : await freePort();
+    const relay = fileURLToPath(new URL("./delay-relay.js", import.meta.url));
+    const [cmd, ...args] = this.inNetns([
+      process.execPath,
+      relay,
+      this.host,
+      String(port),
+      this.host,
+      String(this.clientPort),
+      String(delayMs),
+    ]);
+    const child = spawn(cmd!, args, { stdio: ["pipe", "pipe", "inherit"] });
+    await new Promise<void>((resolve, reject) => {
+      let out = "";
+      child.stdout!.on("data", (d) => {
+        out += d;
+        if (out.includes("listening")) resolve();
+      });
+      child.once("exit", (code) => reject(new Error(`the delay relay exited with ${code} at start`)));
+    });
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    const door: EtcdDoor = {
+      endpoint: `${this.tls ? "https" : "http"}://${this.host}:${port}`,
+      setDelay: (ms) => child.stdin!.write(`delay ${ms}\n`),
+      close: async () => {
+        this.doors.delete(door);
+        child.stdin!.end();
+        await exited;
+      },
+    };
+    this.doors.add(door);
+    return door;
+  }
+
+  /** Ends it (and its doors) and removes its data and certificates. */
   async stop(): Promise<void> {
+    for (const d of [...this.doors]) await d.close();
     await this.kill();
     running.delete(this);
     rmSync(this.dir, { recursive: true, force: true });
@@ -298,8 +394,8 @@ function openssl(args: string[], cwd: string): void {
   execFileSync("openssl", args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
 }
 
-/** A CA, a server certificate for 127.0.0.1, a client certificate, and a stranger's (another CA). */
-function makeCerts(dir: string): TlsFiles {
+/** A CA, a server certificate for `host` and 127.0.0.1, a client certificate, and a stranger's (another CA). */
+function makeCerts(dir: string, host = "127.0.0.1"): TlsFiles {
   mkdirSync(dir, { recursive: true });
   const key = (name: string) =>
     openssl(
@@ -355,7 +451,7 @@ function makeCerts(dir: string): TlsFiles {
   cert(
     "server",
     "weft-test-ca",
-    "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n",
+    `subjectAltName=IP:127.0.0.1,${host === "127.0.0.1" ? "" : `IP:${host},`}DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n`,
   );
   cert("client", "weft-test-ca", "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n");
   cert("stranger", "stranger-ca", "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n");
