@@ -241,7 +241,11 @@ export class Daemon {
       (all) => this.onLeases(all),
       (err) => {
         this.status.watchError = err.message;
-        this.rlog.warn(`Watch of ${store.description}: ${err.message}`);
+        // A store's own errors may already name it ("etcd http://...: the watch broke").
+        const msg = err.message.startsWith(store.description)
+          ? err.message
+          : `${store.description}: ${err.message}`;
+        this.rlog.warn(`Watch of ${msg}`);
       },
     );
     leases.start({
