@@ -19,6 +19,12 @@ export const HOST_PROGRAMS: readonly HostProgram[] = [
   { name: "bridge", use: "hairpin mode and VXLAN fdb entries (bridge, weftd)", pkg: "iproute2" },
   { name: "nsenter", use: "entering a pod's network namespace (bridge)", pkg: "util-linux" },
   { name: "flock", use: "host-local's lock on its data dir, shared with the reference", pkg: "util-linux" },
+  {
+    name: "iptables",
+    use: "single checks and the backend's version (bridge, portmap, weftd)",
+    pkg: "iptables",
+  },
+  { name: "ip6tables", use: "the same for IPv6", pkg: "iptables" },
   { name: "iptables-restore", use: "ipMasq, portmap and weftd rules, one batch per change", pkg: "iptables" },
   { name: "iptables-save", use: "reading the IPv4 rules (portmap DEL/GC, weftd)", pkg: "iptables" },
   { name: "ip6tables-restore", use: "the IPv6 rules of a dual-stack node", pkg: "iptables" },
