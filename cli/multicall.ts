@@ -1,5 +1,6 @@
 import { basename } from "node:path";
 import { PLUGINS, runBuiltinPlugin } from "./plugins.js";
+import { takeForwardedStdin } from "./thin-client.js";
 
 /**
  * The single executable behind every name: `flannel`, `bridge`, `host-local` and `portmap` are hard links
@@ -10,7 +11,8 @@ async function main(): Promise<void> {
   // Delegates inherit our environment; they must pick their own name, not ours.
   delete process.env.WEFT_MULTICALL_NAME;
   const plugin = PLUGINS[name];
-  if (plugin) return runBuiltinPlugin(plugin);
+  // stdin the thin client read before weftd declined the call is this call's stdin.
+  if (plugin) return runBuiltinPlugin(plugin, takeForwardedStdin());
   if (name === "weftd") {
     const { main: daemonMain } = await import("../daemon/main.js");
     process.exitCode = await daemonMain(process.argv.slice(2));

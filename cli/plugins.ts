@@ -11,7 +11,7 @@ export const PLUGINS: Record<string, () => Promise<Plugin>> = {
 };
 
 /** Runs the named plugin as this process; its delegates that are also built in run in-process too. */
-export async function runBuiltinPlugin(load: () => Promise<Plugin>): Promise<never> {
+export async function runBuiltinPlugin(load: () => Promise<Plugin>, stdin?: Buffer): Promise<never> {
   registerBuiltinPlugins(PLUGINS);
-  return pluginMain(await load());
+  return pluginMain(await load(), stdin);
 }

@@ -6,6 +6,7 @@ import { WEFT_VERSION } from "../shared/version.js";
 import { formatPrefix, tryPrefix } from "./addr.js";
 import { type Backend, type ExternalInterface, WEFT_ROUTE_PROTO } from "./backend/backend.js";
 import { type Clock, realClock, sleep, type Timer } from "./clock.js";
+import { CniServer } from "./cni-server.js";
 import type { ExtIfaceOptions } from "./external-iface.js";
 import { describeFlags, type Flags } from "./flags.js";
 import { HealthServer, newStatus } from "./health.js";
@@ -65,6 +66,7 @@ export class Daemon {
   private readonly rlog: RateLimitedLog;
   private readonly stopping = new AbortController();
   private health: HealthServer | undefined;
+  private cniServer: CniServer | undefined;
   private store: SubnetStore | undefined;
   private leases: LeaseManager | undefined;
   private backend: Backend | undefined;
@@ -90,6 +92,7 @@ export class Daemon {
   ) {
     this.clock = deps.clock ?? realClock;
     this.rlog = new RateLimitedLog(log, 60_000, this.clock);
+    this.status.cniOnly = flags.cniOnly;
   }
 
   /** Runs until stop(); resolves with the exit status (0 after a stop, 1 after a fatal error). */
@@ -140,6 +143,17 @@ export class Daemon {
       await this.health.start().catch((err) => {
         throw new FatalError(`Start healthz server error: ${(err as Error).message}`, { cause: err });
       });
+    }
+
+    if (flags.cniSocket) await this.serveCni();
+    if (flags.cniOnly) {
+      this.phase("serving CNI calls only (--cni-only)");
+      const subnets = await readPreviousSubnets(flags.subnetFile);
+      if (subnets) this.status.podSubnets = podSubnetsOf(subnets);
+      log.info(
+        `Serving CNI calls only: no lease, routes or rules (--cni-only); pod subnet from ${flags.subnetFile}`,
+      );
+      return;
     }
 
     this.phase("finding the external interface");
@@ -216,6 +230,7 @@ export class Daemon {
       throw err;
     }
     this.own = lease;
+    this.status.podSubnets = podSubnetsOf(lease);
 
     this.phase("installing the iptables rules");
     await this.syncRules().then((err) => {
@@ -362,6 +377,7 @@ export class Daemon {
   /** The lease came back after a loss; if its subnet changed, everything that names it is redone. */
   private onOwnLease(lease: Lease, previous: Lease): void {
     this.own = lease;
+    this.status.podSubnets = podSubnetsOf(lease);
     this.refreshRemotes();
     if (lease.subnet !== previous.subnet || lease.ipv6Subnet !== previous.ipv6Subnet) this.writeSubnetFile();
     void this.syncRules();
@@ -436,6 +452,7 @@ export class Daemon {
             own,
             [...this.remotes.values()].map((r) => r.lease),
           );
+          this.status.routedLeases = this.remotes.size;
           if (this.status.reconcileError) this.log.info("Routes reconciled again after a failure");
           this.status.reconcileError = undefined;
         } catch (err) {
@@ -483,8 +500,41 @@ export class Daemon {
     await this.leases?.drained();
     await this.reconciling?.catch(() => undefined);
     await this.store?.close().catch(() => undefined);
+    await this.cniServer?.close();
     await this.health?.close();
   }
+
+  /**
+   * Serves the plugins' calls on --cni-socket (daemon/cni-server.ts). A socket that cannot be served is
+   * fatal, as the healthz address is: the operator asked for it. The pod subnets /metrics counts
+   * addresses in come from the lease, or with --cni-only from subnet.env.
+   */
+  private async serveCni(): Promise<void> {
+    const { flags, log } = this;
+    const server = new CniServer({
+      path: flags.cniSocket,
+      log,
+      onCall: (r) => {
+        if (r.ipamDir) this.status.ipamDirs.add(r.ipamDir);
+        this.health?.recordCall(r);
+        if (flags.cniOnly && r.verb === "ADD") {
+          void readPreviousSubnets(flags.subnetFile).then((s) => {
+            this.status.podSubnets = s ? podSubnetsOf(s) : [];
+          });
+        }
+      },
+    });
+    await server.listen().catch((err) => {
+      throw new FatalError(`Cannot serve CNI calls: ${(err as Error).message}`, { cause: err });
+    });
+    this.cniServer = server;
+    this.status.cniServing = true;
+    log.info(`Serving CNI calls on ${flags.cniSocket}`);
+  }
+}
+
+function podSubnetsOf(l: Pick<Lease, "subnet" | "ipv6Subnet">): string[] {
+  return [l.subnet, l.ipv6Subnet].filter((s): s is string => !!s);
 }
 
 /**

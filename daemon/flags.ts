@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6 } from "node:net";
+import { DEFAULT_CNI_SOCKET } from "../shared/cni/socket-protocol.js";
 
 /**
  * weftd's command line: flanneld's flag names, defaults and meanings (flannel main.go), read the way Go's
@@ -44,6 +45,10 @@ export interface Flags {
   iptablesForwardRules: boolean;
   healthzIp: string;
   healthzPort: number;
+  /** `--cni-socket`: where the plugins' calls are served ("" = not served). */
+  cniSocket: string;
+  /** `--cni-only`: serve the plugins' calls only (a node whose subnet and routes flanneld manages). */
+  cniOnly: boolean;
 }
 
 export type ParsedArgs =
@@ -285,6 +290,21 @@ const SPECS: Spec[] = [
     allowed: "0..65535",
     check: (v: number) => (v >= 0 && v <= 65535 ? undefined : "out of range"),
   },
+  {
+    name: "cni-socket",
+    kind: "string",
+    def: DEFAULT_CNI_SOCKET,
+    arg: "PATH",
+    help: 'Unix socket the CNI plugins send their calls to, served in this process ("" = do not serve)',
+    allowed: 'an absolute path, or "" to not serve',
+    check: (v: string) => (v === "" || v.startsWith("/") ? undefined : "not an absolute path"),
+  },
+  {
+    name: "cni-only",
+    kind: "bool",
+    def: "false",
+    help: "only serve the CNI plugins' calls on --cni-socket: no lease, routes or rules (flanneld runs the node)",
+  },
   // flanneld's flags weftd does not implement: refused unless left at their defaults.
   {
     name: "kube-subnet-mgr",
@@ -491,7 +511,11 @@ export function parseArgs(argv: string[], env: Record<string, string | undefined
     iptablesForwardRules: get("iptables-forward-rules"),
     healthzIp: get("healthz-ip"),
     healthzPort: get("healthz-port"),
+    cniSocket: get("cni-socket"),
+    cniOnly: get("cni-only"),
   };
+  if (flags.cniOnly && flags.cniSocket === "")
+    throw new FlagError("--cni-only needs --cni-socket: allowed values: an absolute path");
   return { action: "run", flags, warnings };
 }
 

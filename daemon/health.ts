@@ -1,6 +1,8 @@
 import { createServer, type Server } from "node:http";
 import type { Logger } from "../shared/log.js";
+import type { CallRecord } from "./cni-server.js";
 import type { LeaseStatus } from "./lease-manager.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 
 /**
  * weftd's health endpoints on --healthz-ip:--healthz-port (off when the port is 0, as flanneld's):
@@ -9,7 +11,7 @@ import type { LeaseStatus } from "./lease-manager.js";
  *   reasons in the body, whenever the lease is lost, the store stays unreachable past the lease's
  *   expiry, the subnet had to change, or the last reconcile or rules sync failed (flanneld's /readyz
  *   never turns back);
- * - `/metrics`: Prometheus text (prom-client): lease expiry, last renewal, reconcile errors, leases seen.
+ * - `/metrics`: Prometheus text (daemon/metrics.ts).
  */
 
 /** What the daemon knows about itself, updated in place and read on every request. */
@@ -27,15 +29,38 @@ export interface DaemonStatus {
   rulesError?: string;
   /** Leases in the store at the last delivery (this node's included). */
   leasesSeen: number;
+  /** Remote leases the routes were last reconciled for (0 before the first). */
+  routedLeases: number;
+  /** --cni-only: ready once the CNI socket is served (no lease, no routes). */
+  cniOnly?: boolean;
+  /** The CNI socket is served (set once it listens). */
+  cniServing?: boolean;
+  /** The pod subnets whose host-local addresses /metrics counts (the lease's, or subnet.env's). */
+  podSubnets: string[];
+  /** host-local data directories (`<dataDir>/<network>`) the served calls used. */
+  ipamDirs: Set<string>;
 }
 
 export function newStatus(): DaemonStatus {
-  return { phase: "starting", subnetEnvWritten: false, lease: {}, reconcileErrors: 0, leasesSeen: 0 };
+  return {
+    phase: "starting",
+    subnetEnvWritten: false,
+    lease: {},
+    reconcileErrors: 0,
+    leasesSeen: 0,
+    routedLeases: 0,
+    podSubnets: [],
+    ipamDirs: new Set(),
+  };
 }
 
 /** Ready, or the reasons it is not (each one line an operator can act on). */
 export function readiness(s: DaemonStatus): { ready: boolean; reasons: string[] } {
   const reasons: string[] = [];
+  if (s.cniOnly) {
+    if (!s.cniServing) reasons.push(`not ready yet: ${s.phase}`);
+    return { ready: reasons.length === 0, reasons };
+  }
   if (!s.subnetEnvWritten) reasons.push(`not ready yet: ${s.phase}`);
   if (s.lease.problem) reasons.push(s.lease.problem);
   if (s.lease.unreachableSince !== undefined)
@@ -61,12 +86,14 @@ export interface HealthOptions {
 
 export class HealthServer {
   private server: Server | undefined;
+  private metrics: Metrics | undefined;
 
   constructor(private readonly o: HealthOptions) {}
 
   /** Listens; rejects when the address cannot be bound (weftd then exits, as flanneld panics). */
   async start(): Promise<void> {
     const metrics = await createMetrics(this.o.status);
+    this.metrics = metrics;
     const server = createServer((req, res) => {
       const path = (req.url ?? "/").split("?")[0];
       const text = (code: number, body: string) => {
@@ -105,6 +132,11 @@ export class HealthServer {
     );
   }
 
+  /** Counts a CNI call served on the socket (/metrics). */
+  recordCall(r: CallRecord): void {
+    this.metrics?.recordCall(r);
+  }
+
   /** The port listened on (the one asked for, or the kernel's pick for 0). */
   get port(): number | undefined {
     const a = this.server?.address();
@@ -118,63 +150,4 @@ export class HealthServer {
     s.closeAllConnections();
     await new Promise<void>((resolve) => s.close(() => resolve()));
   }
-}
-
-/** The metrics, read from the status at each scrape (prom-client is loaded only when serving). */
-async function createMetrics(status: DaemonStatus) {
-  const prom = await import("prom-client");
-  const registry = new prom.Registry();
-  prom.collectDefaultMetrics({ register: registry, prefix: "weftd_" });
-  const seconds = (ms: number | undefined) => (ms === undefined ? Number.NaN : ms / 1000);
-  new prom.Gauge({
-    name: "weftd_lease_expiration_timestamp_seconds",
-    help: "When the node's lease expires unless renewed (NaN for a reservation or without a lease)",
-    registers: [registry],
-    collect() {
-      this.set(seconds(status.lease.lease?.expiration));
-    },
-  });
-  new prom.Gauge({
-    name: "weftd_lease_last_renewal_timestamp_seconds",
-    help: "When the node's lease was last written to the store (acquired or renewed)",
-    registers: [registry],
-    collect() {
-      this.set(seconds(status.lease.lastRenewal));
-    },
-  });
-  let counted = 0;
-  new prom.Counter({
-    name: "weftd_reconcile_errors_total",
-    help: "Reconciles of routes and devices that failed",
-    registers: [registry],
-    collect() {
-      if (status.reconcileErrors > counted) this.inc(status.reconcileErrors - counted);
-      counted = status.reconcileErrors;
-    },
-  });
-  new prom.Gauge({
-    name: "weftd_leases",
-    help: "Leases seen in the store at the last change (this node's included)",
-    registers: [registry],
-    collect() {
-      this.set(status.leasesSeen);
-    },
-  });
-  new prom.Gauge({
-    name: "weftd_ready",
-    help: "1 when /readyz answers 200",
-    registers: [registry],
-    collect() {
-      this.set(readiness(status).ready ? 1 : 0);
-    },
-  });
-  new prom.Gauge({
-    name: "weftd_lease_held",
-    help: "1 while the node holds its lease",
-    registers: [registry],
-    collect() {
-      this.set(status.lease.lease && !status.lease.problem ? 1 : 0);
-    },
-  });
-  return { registry };
 }

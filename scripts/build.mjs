@@ -122,12 +122,18 @@ function precompiledValidators(scratch) {
   return join(dir, "register.ts");
 }
 
-/** The bundle's entry: the validators registered first, then the multi-call dispatcher. */
+/**
+ * The bundle's entry: the thin client (cli/entry.ts) first; only when it leaves the call to this process
+ * are the validators registered and the multi-call dispatcher evaluated. esbuild turns those two
+ * import()s into lazy initialisers inside the bundle, so a call served by weftd evaluates neither.
+ */
 function entryModule(scratch, register) {
   const entry = join(scratch, "entry.ts");
+  const q = JSON.stringify;
   writeFileSync(
     entry,
-    `import ${JSON.stringify(register)};\nimport ${JSON.stringify(join(root, "cli", "multicall.ts"))};\n`,
+    `import { start } from ${q(join(root, "cli", "entry.ts"))};\n` +
+      `start(() => import(${q(register)}).then(() => import(${q(join(root, "cli", "multicall.ts"))})));\n`,
   );
   return entry;
 }

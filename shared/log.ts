@@ -16,6 +16,8 @@ export interface LoggerOptions {
   fileLevel?: Level;
   stderrLevel?: Level;
   fields?: Fields;
+  /** Where stderr lines go: the process's stderr unless a call names its own (weftd serving a client). */
+  stderr?: (line: string) => void;
 }
 
 function quote(v: unknown): string {
@@ -60,7 +62,7 @@ export class Logger {
       .map(([k, v]) => `${k}=${quote(v)}`)
       .join(" ");
     const line = `${new Date().toISOString()} ${level} ${this.opts.component} ${quote(msg)}${kv ? ` ${kv}` : ""}\n`;
-    if (toStderr) process.stderr.write(line);
+    if (toStderr) (this.opts.stderr ?? writeStderr)(line);
     if (toFile) {
       try {
         appendFileSync(this.opts.file!, line);
@@ -71,15 +73,21 @@ export class Logger {
   }
 }
 
+function writeStderr(line: string): void {
+  process.stderr.write(line);
+}
+
 function levelFrom(v: string | undefined, fallback: Level): Level {
   return v && v in RANK ? (v as Level) : fallback;
 }
 
 export function createLogger(
   component: string,
-  env: Record<string, string | undefined> = process.env,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  stderr?: (line: string) => void,
 ): Logger {
   return new Logger({
+    stderr,
     component,
     file: env.WEFT_LOG_FILE || undefined,
     fileLevel: levelFrom(env.WEFT_LOG_LEVEL, "info"),

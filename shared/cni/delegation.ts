@@ -1,5 +1,5 @@
 import { createLogger } from "../log.js";
-import type { Verb } from "./env.js";
+import { type Caller, processCaller, type Verb } from "./env.js";
 import { CniError, ErrorCode } from "./errors.js";
 
 /**
@@ -46,12 +46,15 @@ export function delegationLoop(chain: readonly string[]): CniError | undefined {
  * Whether `verb` may go on into the plugin at the end of `chain`: true when there is no loop; false
  * for a DEL or GC through a loop (nothing to do, see above); a CniError thrown otherwise.
  */
-export function mayEnter(verb: Verb, chain: readonly string[]): boolean {
+export function mayEnter(verb: Verb, chain: readonly string[], caller: Caller = processCaller()): boolean {
   const loop = delegationLoop(chain);
   if (!loop) return true;
   if (verb !== "DEL" && verb !== "GC") throw loop;
-  createLogger(chain.at(-2) ?? chain[0] ?? "weft").warn(`${verb} skips a plugin it already runs`, {
-    loop: loop.msg,
-  });
+  createLogger(chain.at(-2) ?? chain[0] ?? "weft", caller.env, caller.stderr).warn(
+    `${verb} skips a plugin it already runs`,
+    {
+      loop: loop.msg,
+    },
+  );
   return false;
 }

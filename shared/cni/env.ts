@@ -1,3 +1,4 @@
+import { statSync } from "node:fs";
 import { CniError, ErrorCode } from "./errors.js";
 
 export const VERBS = ["ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS"] as const;
@@ -19,6 +20,53 @@ export interface CmdArgs {
    * WEFT_DELEGATION, never through this process's own environment: one process may serve several calls.
    */
   delegation?: readonly string[];
+  /**
+   * Who made the call, when it is not this process (weftd serving a thin client): its environment, its
+   * executable and where its diagnostics go. Absent: this process is the plugin (processCaller()).
+   */
+  caller?: Caller;
+}
+
+/**
+ * What a plugin process would take from its own process: one call's environment (delegates inherit it,
+ * WEFT_LOG_* are read from it), the executable it runs as (delegates that are this same file run
+ * in-process) and its stderr. weftd serves calls from many clients in one process, so none of these
+ * may come from weftd's own process.
+ */
+export interface Caller {
+  env: Readonly<Env>;
+  /** The file the plugin was executed as (dev and inode); null when it is not a weft executable. */
+  self: { dev: number; ino: number } | null;
+  stderr(text: string): void;
+}
+
+let processCallerValue: Caller | undefined;
+
+/** This process as the caller: its environment, its executable, its stderr. */
+export function processCaller(): Caller {
+  processCallerValue ??= {
+    env: process.env,
+    self: executableIdentity(process.execPath),
+    stderr: (text) => process.stderr.write(text),
+  };
+  return processCallerValue;
+}
+
+/** The caller of a call: the one it names, or this process. */
+export function callerOf(args: Pick<CmdArgs, "caller">): Caller {
+  return args.caller ?? processCaller();
+}
+
+/** Device and inode of a weft executable at `path`; null for a plain `node` (tests) or an unreadable file. */
+export function executableIdentity(path: string): { dev: number; ino: number } | null {
+  // Only a packaged weft is a plugin executable; a plain `node` running tests is not.
+  if (path.endsWith("/node")) return null;
+  try {
+    const st = statSync(path);
+    return { dev: st.dev, ino: st.ino };
+  } catch {
+    return null;
+  }
 }
 
 type Env = Record<string, string | undefined>;

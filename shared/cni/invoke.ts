@@ -2,7 +2,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { createLogger } from "../log.js";
 import { mayEnter } from "./delegation.js";
-import { type CmdArgs, DELEGATION_VAR, splitPath, type Verb } from "./env.js";
+import { type Caller, type CmdArgs, callerOf, DELEGATION_VAR, splitPath, type Verb } from "./env.js";
 import { CniError, ErrorCode, toCniError } from "./errors.js";
 import { goQuote } from "./goquote.js";
 import type { Plugin } from "./plugin.js";
@@ -41,18 +41,9 @@ export function findInPath(plugin: string, paths: string[]): string {
   );
 }
 
-let self: { dev: number; ino: number } | undefined | null;
-
-function isThisExecutable(path: string): boolean {
-  if (self === undefined) {
-    try {
-      const st = statSync(process.execPath);
-      // Only a packaged weft is a plugin executable; a plain `node` running tests is not.
-      self = process.execPath.endsWith("/node") ? null : { dev: st.dev, ino: st.ino };
-    } catch {
-      self = null;
-    }
-  }
+/** Whether `path` is the very file the caller runs as (so its plugins are the ones built in here). */
+function isCallersExecutable(path: string, caller: Caller): boolean {
+  const self = caller.self;
   if (!self) return false;
   try {
     const st = statSync(path);
@@ -63,12 +54,12 @@ function isThisExecutable(path: string): boolean {
 }
 
 /**
- * The environment a delegate sees: ours, with the call's CNI_* values and the verb replaced, and the
+ * The environment a delegate sees: the caller's, with the call's CNI_* values and the verb replaced, and the
  * delegation chain of this call (args.delegation, which ends with the delegate's own type).
  */
 export function delegateEnv(args: CmdArgs, verb: Verb): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  for (const [k, v] of Object.entries(callerOf(args).env)) if (v !== undefined) env[k] = v;
   Object.assign(env, {
     CNI_COMMAND: verb,
     CNI_CONTAINERID: args.containerId,
@@ -177,7 +168,12 @@ export function execErrorText(
 
 const TEXT_BUSY_RETRIES = 5;
 
-async function execPlugin(path: string, stdin: Buffer, env: Record<string, string>): Promise<string> {
+async function execPlugin(
+  path: string,
+  stdin: Buffer,
+  env: Record<string, string>,
+  caller: Caller,
+): Promise<string> {
   const { execa } = await import("execa");
   for (let attempt = 0; ; attempt++) {
     const r = await execa(path, [], {
@@ -194,7 +190,7 @@ async function execPlugin(path: string, stdin: Buffer, env: Record<string, strin
     }
     if (r.failed) throw pluginError(String(r.stdout ?? ""), String(r.stderr ?? ""), execErrorText(path, r));
     // Like RawExec, pass a successful plugin's stderr on; a failed one's is in the error.
-    if (r.stderr) process.stderr.write(String(r.stderr));
+    if (r.stderr) caller.stderr(String(r.stderr));
     return String(r.stdout);
   }
 }
@@ -210,17 +206,18 @@ export async function invokeDelegate(
   args: CmdArgs,
 ): Promise<Record<string, unknown> | undefined> {
   const delegation = [...(args.delegation ?? []), type];
-  if (!mayEnter(verb, delegation)) return undefined;
+  const caller = callerOf(args);
+  if (!mayEnter(verb, delegation, caller)) return undefined;
   const path = findInPath(type, splitPath(args.path));
   const stdin = Buffer.isBuffer(conf) ? conf : Buffer.from(conf);
   const call: CmdArgs = { ...args, command: verb, stdin, delegation };
   let out: object | undefined;
   const load = builtins.get(type);
-  if (load && isThisExecutable(path)) {
+  if (load && isCallersExecutable(path, caller)) {
     const plugin = await load();
-    out = await runVerb(plugin, call, createLogger(type));
+    out = await runVerb(plugin, call, createLogger(type, caller.env, caller.stderr));
   } else {
-    const stdout = await execPlugin(path, stdin, delegateEnv(call, verb));
+    const stdout = await execPlugin(path, stdin, delegateEnv(call, verb), caller);
     if (verb !== "ADD" && verb !== "VERSION") return undefined;
     try {
       // Go unmarshals into a map, so a "null" result is an empty one.

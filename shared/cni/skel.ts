@@ -3,8 +3,11 @@ import { createLogger, type Logger } from "../log.js";
 import { WEFT_COMMIT, WEFT_VERSION } from "../version.js";
 import { chainOnStart, mayEnter } from "./delegation.js";
 import {
+  type Caller,
   type CmdArgs,
+  callerOf,
   isVerb,
+  processCaller,
   readEnvVars,
   unknownCommand,
   validateAttachment,
@@ -195,7 +198,7 @@ export async function runVerb(plugin: Plugin, args: CmdArgs, log: Logger): Promi
   if (args.command === "VERSION") return versionInfo();
   // A plugin that is already running in this call (delegation.ts) refuses before anything else.
   const delegation = args.delegation?.length ? args.delegation : [plugin.name];
-  if (!mayEnter(args.command, delegation)) return undefined;
+  if (!mayEnter(args.command, delegation, callerOf(args))) return undefined;
   args = { ...args, delegation };
   // skel's order: environment, config name, version gates, then what the plugin parses.
   validateAttachment(args);
@@ -240,21 +243,9 @@ function notYet(plugin: Plugin, verb: string): CniError {
   return new CniError(ErrorCode.InvalidEnvironment, `${plugin.name} does not implement ${verb} yet`);
 }
 
-function writeAll(fd: number, text: string): void {
-  const buf = Buffer.from(text);
-  let off = 0;
-  while (off < buf.length) {
-    try {
-      off += writeSync(fd, buf, off);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
-    }
-  }
-}
-
 /** The reference prints results and errors with Go's MarshalIndent(v, "", "    "), VERSION compact. */
-function print(doc: object, compact = false): void {
-  writeAll(1, `${compact ? JSON.stringify(doc) : JSON.stringify(doc, null, 4)}\n`);
+function render(doc: object, compact = false): string {
+  return `${compact ? JSON.stringify(doc) : JSON.stringify(doc, null, 4)}\n`;
 }
 
 function versionForError(stdin: Buffer | undefined): string {
@@ -268,30 +259,63 @@ function versionForError(stdin: Buffer | undefined): string {
   return CURRENT_VERSION;
 }
 
-/** The process entry point of a plugin: env + stdin in, one document on stdout, exit status 0 or 1. */
-export async function pluginMain(plugin: Plugin): Promise<never> {
-  const log = createLogger(plugin.name);
+/** What a plugin process prints on stdout and the status it exits with. */
+export interface CallOutcome {
+  stdout: string;
+  exitCode: 0 | 1;
+}
+
+/**
+ * One call of `plugin` as the process a runtime executes: the caller's environment and stdin in, one
+ * document out (a result, version info, or an error object with exit status 1); diagnostics to the
+ * caller's stderr. The process entry point (pluginMain) and weftd serving a thin client both run it.
+ * `readInput` is only called for a verb that reads stdin.
+ */
+export async function runCall(plugin: Plugin, caller: Caller, readInput: () => Buffer): Promise<CallOutcome> {
+  const log = createLogger(plugin.name, caller.env, caller.stderr);
   let stdin: Buffer | undefined;
   try {
-    const env = readEnvVars(process.env);
+    const env = readEnvVars(caller.env);
     if (!env) {
-      process.stderr.write(aboutText(plugin.name));
-      process.exit(0);
+      caller.stderr(aboutText(plugin.name));
+      return { stdout: "", exitCode: 0 };
     }
-    stdin = env.command === "VERSION" ? Buffer.alloc(0) : readStdin();
+    stdin = env.command === "VERSION" ? Buffer.alloc(0) : readInput();
     if (!isVerb(env.command)) {
       // skel decodes the config before it looks at the command.
       decodeEnvelope(stdin);
       throw unknownCommand(env.command);
     }
     const delegation = chainOnStart(env.delegation, plugin.name);
-    const out = await runVerb(plugin, { ...env, command: env.command, stdin, delegation }, log);
-    if (out) print(out, env.command === "VERSION");
-    process.exit(0);
+    const args: CmdArgs = { ...env, command: env.command, stdin, delegation };
+    if (caller !== processCaller()) args.caller = caller;
+    const out = await runVerb(plugin, args, log);
+    return { stdout: out ? render(out, env.command === "VERSION") : "", exitCode: 0 };
   } catch (err) {
     const e = toCniError(err);
     log.error(e.msg, { code: e.code, details: e.details || undefined });
-    print(e.toJSON(versionForError(stdin)));
-    process.exit(1);
+    return { stdout: render(e.toJSON(versionForError(stdin))), exitCode: 1 };
   }
+}
+
+function writeAll(fd: number, text: string): void {
+  const buf = Buffer.from(text);
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += writeSync(fd, buf, off);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+    }
+  }
+}
+
+/**
+ * The process entry point of a plugin: env + stdin in, one document on stdout, exit status 0 or 1.
+ * `stdin`: what was already read from fd 0 (the thin client read it before weftd declined the call).
+ */
+export async function pluginMain(plugin: Plugin, stdin?: Buffer): Promise<never> {
+  const { stdout, exitCode } = await runCall(plugin, processCaller(), () => stdin ?? readStdin());
+  if (stdout) writeAll(1, stdout);
+  process.exit(exitCode);
 }

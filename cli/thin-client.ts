@@ -1,0 +1,202 @@
+/**
+ * The plugin executables as thin clients of weftd. When a node's weftd serves CNI calls on its socket,
+ * a plugin started by the runtime sends what it received (plugin name, environment, stdin) and prints
+ * the daemon's answer, instead of loading and running the plugin itself: the call then costs Node's start
+ * and one round trip. This module runs before the rest of the bundle is evaluated, so it imports only
+ * Node's own modules and the wire format.
+ *
+ * When weftd is not there (no socket, connection refused, connect timeout) nothing was sent and the
+ * executable does the work itself, so a node without weftd, or during its upgrade, still starts pods.
+ * Once the request is sent, the client never runs it a second time by itself: a daemon that dies or stays
+ * silent gives the runtime CNI error 11 (try again later), and the runtime's retry does the rest. A
+ * daemon that cannot serve this call (another network namespace, a pod netns it cannot see, another
+ * protocol) says so before doing anything, and the client then does the work itself.
+ */
+import { readSync, statSync, writeSync } from "node:fs";
+import { connect } from "node:net";
+import { basename } from "node:path";
+import {
+  type CallReply,
+  type CallRequest,
+  DEFAULT_CNI_SOCKET,
+  type FileIdentity,
+  PROTOCOL_VERSION,
+  SERVED_PLUGINS,
+  SERVED_VERBS,
+  SOCKET_VAR,
+} from "../shared/cni/socket-protocol.js";
+
+const CONNECT_TIMEOUT_MS = 2_000;
+/** Longer than any call weft makes (host-local waits up to 60 s for its lock); the CRI's own is 2 min. */
+const REPLY_TIMEOUT_MS = 110_000;
+
+type Outcome = { done: true; exitCode: number } | { done: false; why: string };
+
+function identity(path: string): FileIdentity | null {
+  try {
+    const st = statSync(path);
+    return { dev: st.dev, ino: st.ino };
+  } catch {
+    return null;
+  }
+}
+
+function msFrom(v: string | undefined, fallback: number): number {
+  const n = Number(v);
+  return v && Number.isFinite(n) && n > 0 ? n : fallback;
+}
+
+/** All of stdin, synchronously (the same limits as the plugin's own read). */
+function readAllStdin(): Buffer {
+  const chunks: Buffer[] = [];
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(0, buf, 0, buf.length, null);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EAGAIN") {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+        continue;
+      }
+      if (code === "EOF" || code === "EBADF") break;
+      throw err;
+    }
+    if (n === 0) break;
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return Buffer.concat(chunks);
+}
+
+function writeAll(fd: number, text: string): void {
+  const buf = Buffer.from(text);
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += writeSync(fd, buf, off);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
+    }
+  }
+}
+
+/** The config's cniVersion for an error object, as skel reports errors in the config's version. */
+function configVersion(stdin: Buffer): string {
+  try {
+    const v = (JSON.parse(stdin.toString("utf8")) as { cniVersion?: unknown } | null)?.cniVersion;
+    if (typeof v === "string" && /^\d+\.\d+\.\d+$/.test(v)) return v;
+  } catch {
+    // not JSON: the daemon would have said so; this is only for our own error
+  }
+  return "1.1.0";
+}
+
+/** CNI error 11 on stdout, as the plugin would print it, with the reason in msg. */
+function tryAgainLater(stdin: Buffer, msg: string, details: string): number {
+  const doc = { cniVersion: configVersion(stdin), code: 11, msg, details };
+  writeAll(1, `${JSON.stringify(doc, null, 4)}\n`);
+  return 1;
+}
+
+/**
+ * Sends the call to weftd at `socketPath` and prints its answer. Resolves done:false when nothing was
+ * sent or the daemon declined before doing anything (the caller then runs the plugin itself).
+ */
+function call(socketPath: string, req: CallRequest, stdin: Buffer, env: NodeJS.ProcessEnv): Promise<Outcome> {
+  const connectMs = msFrom(env.WEFT_CNI_CONNECT_TIMEOUT_MS, CONNECT_TIMEOUT_MS);
+  const replyMs = msFrom(env.WEFT_CNI_REPLY_TIMEOUT_MS, REPLY_TIMEOUT_MS);
+  return new Promise((resolve) => {
+    let sent = false;
+    let settled = false;
+    const chunks: Buffer[] = [];
+    const sock = connect(socketPath);
+    const finish = (o: Outcome) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(o);
+    };
+    const lost = (why: string) => {
+      if (!sent) return finish({ done: false, why });
+      finish({
+        done: true,
+        exitCode: tryAgainLater(
+          stdin,
+          `weftd did not complete the call: ${why}`,
+          `socket ${socketPath}; the call may or may not have taken effect; the runtime's retry will redo or undo it`,
+        ),
+      });
+    };
+    let timer = setTimeout(() => lost(`no connection within ${connectMs} ms`), connectMs);
+    sock.on("connect", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => lost(`no reply within ${replyMs} ms`), replyMs);
+      sent = true;
+      sock.end(`${JSON.stringify(req)}\n`);
+    });
+    sock.on("data", (d: Buffer) => chunks.push(d));
+    sock.on("error", (err: NodeJS.ErrnoException) => lost(`${err.code ?? err.message}`));
+    sock.on("close", () => {
+      const text = Buffer.concat(chunks).toString("utf8");
+      if (!text.endsWith("\n")) return lost("the connection closed before the reply (weftd stopped?)");
+      let reply: CallReply;
+      try {
+        reply = JSON.parse(text) as CallReply;
+      } catch {
+        return lost("the reply is not JSON");
+      }
+      if ("notServed" in reply) return finish({ done: false, why: reply.notServed });
+      if (reply.stderr) process.stderr.write(reply.stderr);
+      if (reply.stdout) writeAll(1, reply.stdout);
+      finish({ done: true, exitCode: reply.exitCode === 0 ? 0 : 1 });
+    });
+  });
+}
+
+/**
+ * Serves this process's call through weftd when it can; returns the exit status, or undefined when the
+ * executable must do the work itself (not a served call, no daemon, or the daemon declined). Reads stdin
+ * only when it sends the call; the stdin it read is then kept for the local path (`stdin()` below).
+ */
+export async function forwardToDaemon(env: NodeJS.ProcessEnv = process.env): Promise<number | undefined> {
+  const plugin = env.WEFT_MULTICALL_NAME || basename(process.argv0);
+  if (!SERVED_PLUGINS.includes(plugin)) return undefined;
+  if (!SERVED_VERBS.includes(env.CNI_COMMAND ?? "")) return undefined;
+  const socketPath = env[SOCKET_VAR] ?? DEFAULT_CNI_SOCKET;
+  if (socketPath === "" || socketPath === "off") return undefined;
+  // No socket file: no daemon; the common case on a node without weftd costs one stat.
+  const sockId = identity(socketPath);
+  if (!sockId) return undefined;
+  const netns = identity("/proc/self/ns/net");
+  const exe = identity(process.execPath);
+  if (!netns || !exe) return undefined;
+  const stdin = readAllStdin();
+  forwardedStdin = stdin;
+  const callEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env))
+    if (v !== undefined && k !== "WEFT_MULTICALL_NAME") callEnv[k] = v;
+  const req: CallRequest = {
+    v: PROTOCOL_VERSION,
+    plugin,
+    env: callEnv,
+    stdin: stdin.toString("base64"),
+    netns,
+    podNetns: env.CNI_NETNS ? identity(env.CNI_NETNS) : null,
+    exe: { path: process.execPath, ...exe },
+  };
+  const o = await call(socketPath, req, stdin, env);
+  if (o.done) return o.exitCode;
+  if (env.WEFT_CNI_SOCKET_DEBUG) process.stderr.write(`weft: ${socketPath} not used: ${o.why}\n`);
+  return undefined;
+}
+
+let forwardedStdin: Buffer | undefined;
+
+/** stdin already read by forwardToDaemon for a call it then left to this process, if any. */
+export function takeForwardedStdin(): Buffer | undefined {
+  const b = forwardedStdin;
+  forwardedStdin = undefined;
+  return b;
+}
