@@ -277,6 +277,11 @@ export class ClusterNode {
     return join(this.dir, "weftd.log");
   }
 
+  /** Where this node's weftd serves the plugins' calls (WEFT_CNI_SOCKET for its pods' plugins). */
+  get cniSocket(): string {
+    return join(this.dir, "cni.sock");
+  }
+
   /** Starts weftd in the node (it must not be running). Does not wait for /readyz. */
   start(o: StartOptions = {}): Weftd {
     if (this.running) throw new Error(`${this.name}: weftd is already running`);
@@ -299,6 +304,8 @@ export class ClusterNode {
         ...(c.ipMasq ? ["--ip-masq"] : []),
         "--healthz-ip=127.0.0.1",
         `--healthz-port=${c.healthPort}`,
+        // Each node serves its plugins' calls on a socket of its own (the default path is the host's).
+        `--cni-socket=${this.cniSocket}`,
         ...c.args,
         ...(o.args ?? []),
       ],

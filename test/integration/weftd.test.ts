@@ -73,6 +73,7 @@ function start(ctx: Ctx, node: UnderlayNode, extra: string[] = [], exe = "stub")
       `--net-conf=${ctx.netConf}`,
       "--healthz-ip=127.0.0.1",
       `--healthz-port=${HEALTH}`,
+      `--cni-socket=${join(nodeDir(ctx, node), "cni.sock")}`,
       ...extra,
     ],
   });
@@ -314,6 +315,7 @@ t(
           `--store-dir=${ctx.store}`,
           `--subnet-file=${join(dir, "subnet.env")}`,
           `--net-conf=${join(dir, "net-conf.json")}`,
+          "--cni-socket=",
         ],
         { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } },
       ).then(

@@ -83,6 +83,7 @@ function flagsOf(ctx: Ctx, extra: string[] = []): Flags {
       `--store-dir=${ctx.storeDir}`,
       `--subnet-file=${ctx.subnetFile}`,
       `--net-config-path=${ctx.netConf}`,
+      "--cni-socket=",
       ...extra,
     ],
     {},
@@ -333,7 +334,10 @@ t("an invalid net-conf ends the start with status 1 and a message naming the key
 t("the network config comes from the store when no file is named, the file wins when named", async (ctx) => {
   mkdirSync(ctx.storeDir, { recursive: true });
   writeFileSync(join(ctx.storeDir, "config"), '{"Network":"10.50.0.0/16","Backend":{"Type":"host-gw"}}');
-  const noFile = parseArgs([`--store-dir=${ctx.storeDir}`, `--subnet-file=${ctx.subnetFile}`], {});
+  const noFile = parseArgs(
+    [`--store-dir=${ctx.storeDir}`, `--subnet-file=${ctx.subnetFile}`, "--cni-socket="],
+    {},
+  );
   if (noFile.action !== "run") throw new Error();
   const a = start(ctx, noFile.flags);
   await until("ready", () => a.daemon.status.subnetEnvWritten);
