@@ -213,6 +213,13 @@ export class CniServer {
     const out = await runCall(await PLUGINS[req.plugin]!(), caller, () => stdin);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const ipamDir = ipamDirOf(stdin);
+    this.o.log.debug("served a CNI call", {
+      plugin: req.plugin,
+      verb: req.env.CNI_COMMAND,
+      cid: req.env.CNI_CONTAINERID || undefined,
+      exit: out.exitCode,
+      ms: Math.round(seconds * 1000),
+    });
     this.o.onCall?.({
       plugin: req.plugin,
       verb: req.env.CNI_COMMAND ?? "",

@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { fastpathEnv } from "./fastpath.js";
 import { pluginRunOf } from "./plugin.js";
 
 /**
@@ -101,7 +102,12 @@ export function cnitool(
   netns: string | undefined,
   o: CnitoolOptions,
 ): CnitoolRun {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), ...o.env };
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    // From another namespace the caller names its node's daemon in o.env (PodPath does).
+    ...(o.clientNetns ? {} : fastpathEnv()),
+    ...o.env,
+  };
   for (const k of [
     "CNI_CONTAINERID",
     "CNI_IFNAME",

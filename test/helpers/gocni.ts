@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { goToolPath } from "./cnitool.js";
+import { fastpathEnv } from "./fastpath.js";
 import { pluginRunOf } from "./plugin.js";
 import { type Pod, PodPath, type PodPathOptions } from "./podpath.js";
 
@@ -88,7 +89,11 @@ export function gocni(
   containerId: string | undefined,
   o: GocniOptions,
 ): GocniRun {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), ...o.env };
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    ...fastpathEnv(),
+    ...o.env,
+  };
   for (const k of ["CNI_CACHE_DIR", "GOCNI_POD"]) delete env[k];
   env.NETCONFPATH = o.confDir;
   env.CNI_PATH = o.pluginDirs.join(":");

@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { fastpathEnv } from "./fastpath.js";
 
 export interface PluginRun {
   status: number | null;
@@ -24,7 +25,7 @@ export interface PluginCall {
 export function runPlugin(exe: string, call: PluginCall, stdin: string | object = ""): PluginRun {
   const env: Record<string, string> = call.cleanEnv
     ? { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }
-    : { ...(process.env as Record<string, string>) };
+    : { ...(process.env as Record<string, string>), ...fastpathEnv() };
   const set = (k: string, v: string | undefined) => {
     if (v !== undefined) env[k] = v;
   };

@@ -24,6 +24,7 @@
  * The same node driven as containerd drives it (go-cni, the loopback network, CRI labels and capability
  * structs): CriNode in test/helpers/gocni.ts, built on gocniOptions().
  */
+
 import { execFileSync, spawnSync } from "node:child_process";
 import {
   existsSync,
@@ -40,6 +41,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { formatCidr, networkOf, parseCidr } from "../../shared/net/ipaddr.js";
 import { type CnitoolOptions, type CnitoolRun, cnitool, repoRoot } from "./cnitool.js";
+import { type CniDaemon, nodeDaemon } from "./fastpath.js";
 import type { GocniOptions } from "./gocni.js";
 import { uniqueName } from "./names.js";
 import { TestNetns } from "./netns.js";
@@ -389,9 +391,18 @@ export class PodPath {
       cniPath: this.cniPath,
       cacheDir: this.cacheDir,
       ...(this.node ? { clientNetns: this.node.path } : {}),
+      ...(this.daemon ? { env: { WEFT_CNI_SOCKET: this.daemon.socket, WEFT_CNI_SOCKET_DEBUG: "1" } } : {}),
       ...extra,
     };
   }
+
+  /** The node namespace's weftd serving the calls (WEFT_TEST_FASTPATH=1), started on first use. */
+  private get daemon(): CniDaemon | undefined {
+    if (this.node && this.nodeCniDaemon === undefined)
+      this.nodeCniDaemon = nodeDaemon(this.node.name) ?? null;
+    return this.nodeCniDaemon ?? undefined;
+  }
+  private nodeCniDaemon: CniDaemon | null | undefined;
 
   /**
    * The options for a go-cni run (test/helpers/gocni) on this node: the conf dir holds only this list, so
@@ -505,6 +516,7 @@ export class PodPath {
       }
     }
     for (const pod of this.pods) pod.netns.delete();
+    this.nodeCniDaemon?.stop();
     try {
       execFileSync("ip", [...this.nodeArgs, "link", "del", this.bridge], { stdio: "ignore" });
     } catch {
