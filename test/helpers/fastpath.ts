@@ -45,6 +45,8 @@ export class CniDaemon {
       env: { ...process.env, WEFT_LOG_STDERR_LEVEL: "debug" },
     });
     closeSync(fd);
+    // The test process ends when its tests do; the exit handler below stops the daemon then.
+    this.child.unref();
     running.add(this);
     for (let i = 0; i < 500 && !existsSync(this.socket); i++) sleepMs(10);
     if (!existsSync(this.socket)) {
