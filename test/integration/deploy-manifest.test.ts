@@ -188,8 +188,9 @@ s("the init container runs `weft install` into the node's CNI directories", () =
   assert.is(posix.basename(init.command[0]!), "weft");
   assert.is(init.command[1], "install");
   const args = init.args ?? [];
-  // TODO(lead): once cli/install.ts (branch install) is merged, run these args through its parser
-  // instead of this list, which is install's flag set as /work/notes/issue10.md fixes it.
+  // TODO(lead): once branch install is merged, run these args through parseInstallFlags() of
+  // cli/install/flags.ts instead of this list (install's flag set as issue 10's notes fix it), and
+  // compare binDir/confDir's host paths with its DEFAULT_BIN_DIR/DEFAULT_CONF_DIR.
   const withValue = new Set(["--bin-dir", "--conf-dir", "--conflist", "--backend", "--from"]);
   const bare = new Set(["--dual-stack", "--skip-conf", "--dry-run", "--force"]);
   const given = new Map<string, string>();
