@@ -22,8 +22,9 @@ import { FORCE_HINT, planInstall } from "./install/plan-install.js";
 export const USAGE = `usage: weft install [--bin-dir DIR] [--conf-dir DIR] [--conflist FILE | --backend vxlan|host-gw]
                     [--dual-stack] [--skip-conf] [--dry-run] [--force] [--from FILE]
 
-Copies the weft executable into the bin dir (default /opt/cni/bin) once, makes ${ALL_NAMES.slice(1).join(", ")}
-hard links to it (symlinks where the filesystem refuses hard links), and writes the flannel conflist as
+Copies the weft executable into the bin dir (default /opt/cni/bin) once, makes the other names
+(${ALL_NAMES.slice(1).join(", ")}) hard links to it (symlinks where the filesystem refuses
+hard links), and writes the flannel conflist as
 <conf-dir>/${CONFLIST_NAME} (default conf dir /etc/cni/net.d); every file lands by temp file + fsync +
 rename, so a runtime never executes or reads a partial file. Other conflists are left alone. A second run
 changes nothing. A name held by another program (the reference plugins) is replaced only with --force,

@@ -118,8 +118,10 @@ function restoreWithoutManifest(req: UninstallRequest, changes: Change[]): void 
   for (const path of paths) {
     const orig = `${path}${ORIG_SUFFIX}`;
     if (!exists(orig)) continue;
+    // Without the manifest a conflist cannot be told weft's from the operator's: only a missing one
+    // is put back. A plugin name is, when it is missing or weft.
     const isConflist = path.endsWith(CONFLIST_NAME);
-    if (exists(path) && !isConflist && !isWeftName(path)) continue;
+    if (exists(path) && (isConflist || !isWeftName(path))) continue;
     changes.push(change(RESTORE, `${path} from ${orig}`, () => restoreOriginal(orig, path)));
   }
 }

@@ -260,6 +260,19 @@ Install(
   },
 );
 
+Install("--restore without a manifest never puts a .orig list over a list the operator wrote since", () => {
+  referenceNode();
+  weftOk(["install", ...dirs(), "--force"]);
+  weftOk(["uninstall", ...dirs()]);
+  const mine = '{"name":"mine","cniVersion":"1.0.0","plugins":[{"type":"ptp"}]}';
+  writeFileSync(join(conf, "10-flannel.conflist"), mine);
+  const r = weftOk(["uninstall", ...dirs(), "--restore"]);
+  assert.ok(r.lines.includes(`restored ${bin}/bridge from ${bin}/bridge.orig`), r.stdout);
+  assert.not.match(r.stdout, /10-flannel\.conflist/);
+  assert.is(readFileSync(join(conf, "10-flannel.conflist"), "utf8"), mine);
+  assert.ok(existsSync(join(conf, "10-flannel.conflist.orig")), "the old list is still there to look at");
+});
+
 Install("uninstall leaves the dirs exactly as before; what changed since install stays", () => {
   mkdirSync(bin, { recursive: true });
   mkdirSync(conf, { recursive: true });
