@@ -7,10 +7,12 @@
  * sources exist after `npm run build` and pass its .dockerignore. Runs after the build (integration).
  * The image itself is not built here: no container engine on this machine.
  */
+
 import { accessSync, constants, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, posix } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, parseInstallFlags } from "../../cli/install/flags.js";
 import { type Flags, parseArgs } from "../../daemon/flags.js";
 import { parseNetConf } from "../../daemon/net-conf.js";
 import { DEFAULT_SUBNET_FILE } from "../../shared/flannel/subnet-env.js";
@@ -188,22 +190,17 @@ s("the init container runs `weft install` into the node's CNI directories", () =
   assert.is(posix.basename(init.command[0]!), "weft");
   assert.is(init.command[1], "install");
   const args = init.args ?? [];
-  // TODO(lead): once branch install is merged, run these args through parseInstallFlags() of
-  // cli/install/flags.ts instead of this list (install's flag set as issue 10's notes fix it), and
-  // compare binDir/confDir's host paths with its DEFAULT_BIN_DIR/DEFAULT_CONF_DIR.
-  const withValue = new Set(["--bin-dir", "--conf-dir", "--conflist", "--backend", "--from"]);
-  const bare = new Set(["--dual-stack", "--skip-conf", "--dry-run", "--force"]);
-  const given = new Map<string, string>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (bare.has(a)) given.set(a, "");
-    else if (withValue.has(a) && i + 1 < args.length) given.set(a, args[++i]!);
-    else assert.unreachable(`weft install has no flag ${JSON.stringify(a)}`);
-  }
+  // install's own parser: an unknown flag or a bad value throws, naming it.
+  const flags = parseInstallFlags(args);
   // kubelet's and containerd's default CNI directories, which are install's defaults too.
-  assert.is(hostPathOf(init, given.get("--bin-dir")!), "/opt/cni/bin");
-  assert.is(hostPathOf(init, given.get("--conf-dir")!), "/etc/cni/net.d");
-  assert.is(configMapKeyOf(init, given.get("--conflist")!), "cni-conf.json");
+  assert.is(hostPathOf(init, flags.binDir), DEFAULT_BIN_DIR);
+  assert.is(hostPathOf(init, flags.confDir), DEFAULT_CONF_DIR);
+  assert.ok(flags.conflist, "the init container installs the ConfigMap's list");
+  assert.is(configMapKeyOf(init, flags.conflist!), "cni-conf.json");
+  const given = new Map([
+    ["--bin-dir", flags.binDir],
+    ["--conf-dir", flags.confDir],
+  ]);
   for (const dir of ["--bin-dir", "--conf-dir"])
     assert.not.ok(volumeOf(init, given.get(dir)!).mount.readOnly, `${dir} is writable`);
 });
