@@ -20,6 +20,8 @@ have go || need+=(golang-go)
 have etcd || need+=(etcd-server)
 have etcdctl || need+=(etcd-client)
 have openssl || need+=(openssl)
+# The deploy manifest's test reads deploy/weft.yml with PyYAML (test/helpers/yaml.ts).
+/usr/bin/python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 [ -d /usr/share/gocode/src/github.com/containernetworking/cni/libcni ] || need+=(golang-github-appc-cni-dev)
 [ -f /usr/share/gocode/src/github.com/containerd/go-cni/cni.go ] || need+=(golang-github-containerd-go-cni-dev)
