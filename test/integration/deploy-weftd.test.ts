@@ -107,6 +107,7 @@ c("two nodes get ready, route to each other over vxlan and install their chains"
           "--iface=eth0",
           "--ip-masq",
           `--healthz-port=${HEALTH}`,
+          `--cni-socket=${join(dir, "cni.sock")}`,
         ],
         logFile: join(dir, "weftd.log"),
       }),
