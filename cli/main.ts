@@ -7,6 +7,7 @@ commands:
   version            print the version
   plugin <name>      run a CNI plugin by name (${Object.keys(PLUGINS).join(", ")}), as if invoked as it
   etcd-check         reach etcd as weftd does and show its network config and leases (--help for flags)
+  doctor             diagnose this node, one line per check; --fix repairs leaks (--help for flags)
 `;
 
 /** The admin CLI. install, uninstall and doctor arrive with their issues. */
@@ -26,6 +27,10 @@ export async function main(argv: string[]): Promise<number> {
       // Loaded only here: the etcd client (gRPC, protobuf) stays out of every other command's start-up.
       const { main: etcdCheck } = await import("./etcd-check.js");
       return etcdCheck(rest);
+    }
+    case "doctor": {
+      const { main: doctor } = await import("./doctor.js");
+      return doctor(rest);
     }
     case undefined:
     case "help":
