@@ -1,5 +1,4 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
-import { ipBatch, q } from "../../shared/net/ip.js";
 import { canonicalIpText } from "../../shared/net/ipaddr.js";
 import { kindOf, type LinkRecord } from "../../shared/net/link.js";
 import { run } from "../../shared/net/run.js";
@@ -49,13 +48,45 @@ const inode = (path: string): number | undefined => {
   }
 };
 
-/** The global addresses of link `ifindex` in an `ip -j addr show` answer, if that link is there. */
-function addrsOf(read: unknown[] | undefined, ifindex: number): string[] | undefined {
-  const link = (read as LinkRecord[] | undefined)?.find((l) => l.ifindex === ifindex);
-  if (!link) return undefined;
-  return (link.addr_info ?? [])
-    .filter((a) => a.scope !== "link" && a.scope !== "host")
-    .map((a) => canonicalIpText(a.local));
+/**
+ * The pod's global addresses: those of the veth's peer in an `ip -j addr show` answer of the pod's
+ * namespace. The peer is the link whose index is the veth's peer index and whose own peer index is the
+ * veth (the pair seen from both ends); undefined when no such link is there.
+ */
+function peerAddrs(read: unknown[] | undefined, veth: LinkRecord): string[] | undefined {
+  const peer = (read as LinkRecord[] | undefined)?.find(
+    (l) => l.ifindex === veth.link_index && l.link_index === veth.ifindex && l.link_netnsid !== undefined,
+  );
+  if (!peer) return undefined;
+  return (peer.addr_info ?? [])
+    .filter((x) => x.scope !== "link" && x.scope !== "host")
+    .map((x) => canonicalIpText(x.local));
+}
+
+/**
+ * `ip -j addr show` in each namespace (`ip -n NAME`, or `nsenter --net=PATH` for a path), in one shell.
+ * Each answer follows a line naming its namespace, so a namespace that cannot be read leaves no gap for
+ * another's answer to fill.
+ */
+async function addrsIn(spaces: string[], how: "name" | "path"): Promise<Map<string, unknown[]>> {
+  const read = how === "name" ? 'ip -n "$n" -j addr show' : 'nsenter --net="$n" ip -j addr show';
+  const script = `for n; do printf '@@ %s\\n' "$n"; ${read} 2>/dev/null; done`;
+  const r = await run("sh", ["-c", script, "sh", ...spaces], { allowFail: true }).catch(() => undefined);
+  const out = new Map<string, unknown[]>();
+  let current: string | undefined;
+  for (const line of (r?.stdout ?? "").split("\n")) {
+    if (line.startsWith("@@ ")) {
+      current = line.slice(3);
+    } else if (current !== undefined && line.trim() !== "") {
+      try {
+        out.set(current, JSON.parse(line) as unknown[]);
+      } catch {
+        // a partial answer: that namespace stays unread
+      }
+      current = undefined;
+    }
+  }
+  return out;
 }
 
 /**
@@ -107,23 +138,15 @@ export async function readPods(kernel: KernelView): Promise<PodLink[]> {
     if (ns) byName.set(ns.name, [...(byName.get(ns.name) ?? []), pod]);
     else unnamed.push(pod);
   }
-  // One ip process for every named pod namespace: `netns exec <name> ip -j addr show` per line.
   const names = [...byName.keys()];
   if (names.length > 0) {
-    const reads = await ipBatch(
-      names.map((n) => ({
-        line: `netns exec ${q(n)} ip -j addr show`,
-        what: `read the addresses in ${n}`,
-        read: true,
-        mayFail: /./,
-      })),
-    ).catch(() => names.map(() => undefined));
-    names.forEach((n, i) => {
+    const reads = await addrsIn(names, "name");
+    for (const n of names) {
       for (const pod of byName.get(n)!) {
-        const a = addrsOf(reads[i], pod.veth.link_index ?? -1);
-        if (a) pod.addrs = a;
+        const found = peerAddrs(reads.get(n), pod.veth);
+        if (found) pod.addrs = found;
       }
-    });
+    }
   }
   if (unnamed.length > 0)
     await resolveUnnamed(
@@ -133,44 +156,22 @@ export async function readPods(kernel: KernelView): Promise<PodLink[]> {
   return pods;
 }
 
-/**
- * Finds the namespaces of veth peers that have no name in /run/netns: a peer is the link whose ifindex
- * is the veth's peer index and whose own peer index is the veth (the pair, seen from both ends).
- */
+/** Finds the namespaces of veth peers that have no name in /run/netns, among the other ways in. */
 async function resolveUnnamed(pods: PodLink[], named: string[]): Promise<void> {
   const candidates = otherNamespaces(named);
   if (candidates.length === 0) return;
-  // One shell for all of them; each answers one JSON line (or "null" when it cannot be entered).
-  const r = await run(
-    "sh",
-    [
-      "-c",
-      'for p; do nsenter --net="$p" ip -j addr show 2>/dev/null || echo null; done',
-      "sh",
-      ...candidates.map((c) => c.path),
-    ],
-    { allowFail: true },
-  ).catch(() => undefined);
-  const lines = (r?.stdout ?? "").split("\n").filter((l) => l.trim() !== "");
-  candidates.forEach((c, i) => {
-    let links: LinkRecord[] | undefined;
-    try {
-      links = JSON.parse(lines[i] ?? "null") as LinkRecord[] | undefined;
-    } catch {
-      links = undefined;
-    }
+  const reads = await addrsIn(
+    candidates.map((c) => c.path),
+    "path",
+  );
+  for (const c of candidates) {
     for (const pod of pods) {
       if (pod.netns) continue;
-      const peer = links?.find(
-        (l) =>
-          l.ifindex === pod.veth.link_index &&
-          l.link_index === pod.veth.ifindex &&
-          l.link_netnsid !== undefined,
-      );
-      if (!peer) continue;
+      const found = peerAddrs(reads.get(c.path), pod.veth);
+      if (!found) continue;
       pod.netns = c.path;
       pod.named = c.named;
-      pod.addrs = addrsOf(links, peer.ifindex) ?? [];
+      pod.addrs = found;
     }
-  });
+  }
 }

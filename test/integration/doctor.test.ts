@@ -4,7 +4,7 @@
  * runs it, `ip netns exec <node> weft doctor ...` with the node's own CNI dirs. On a healthy node it
  * reports no problem (exit 0, also as JSON); each problem provoked is reported with its fix (exit 1);
  * `--fix` releases leaks while a live pod keeps its address, reservation, saved config, hostPort chain
- * and connectivity.
+ * and connectivity. DOCTOR_DEBUG=1 prints every doctor run's output.
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { existsSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
@@ -13,7 +13,7 @@ import { promisify } from "node:util";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { dnatChainName } from "../../plugins/portmap/chains.js";
-import { Cluster, type ClusterNode, type ClusterPod, pingOk } from "../helpers/cluster.js";
+import { Cluster, type ClusterNode, type ClusterPod, hubEtcd, pingOk } from "../helpers/cluster.js";
 import { ipOf, type Pod, type PodPath, weftBinDir } from "../helpers/podpath.js";
 import { until } from "../helpers/weftd.js";
 
@@ -52,16 +52,17 @@ function parse(stdout: string): Line[] {
     .map((m) => ({ status: m[1]!, id: m[2]!, text: m[3]! }));
 }
 
-/** `weft doctor` inside the node with its dirs, store and health URL (unless `bare`). */
+/** `weft doctor` inside the node with its dirs, weftd's store flags and health URL (unless `bare`). */
 async function doctor(node: ClusterNode, args: string[] = [], o: { bare?: boolean } = {}): Promise<Outcome> {
   const p = await node.podPath();
+  const cl = node.cluster;
   const base = o.bare
     ? []
     : [
         `--bin-dir=${p.cniPath}`,
         `--conf-dir=${p.confDir}`,
-        `--store-dir=${c.storeDir}`,
-        `--healthz-url=http://127.0.0.1:${c.healthPort}`,
+        ...cl.storeArgs(),
+        `--healthz-url=http://127.0.0.1:${cl.healthPort}`,
       ];
   const t0 = Date.now();
   try {
@@ -470,3 +471,60 @@ test("leaks reported and released by --fix, never what a live pod holds", async 
 });
 
 test.run();
+
+/**
+ * The other backend on the other store: host-gw on an etcd with TLS client certificates (doctor takes
+ * weftd's own store flags), and etcd going away under a running cluster.
+ */
+const onEtcd = suite("weft doctor: host-gw on etcd");
+let e: Cluster;
+
+onEtcd.before(async () => {
+  e = await Cluster.create({
+    nodes: 2,
+    netConf: { Network: "10.244.0.0/16", Backend: { Type: "host-gw" } },
+    store: hubEtcd({ tls: true }),
+  });
+  await e.startAll();
+  await e.nodes[0]!.addPod();
+  await e.nodes[1]!.addPod();
+});
+
+onEtcd.after(async () => {
+  await e?.cleanup();
+});
+
+onEtcd(
+  "a healthy host-gw node on etcd: no problem; the route via the other node, no VXLAN checks",
+  async () => {
+    const [a, b] = [e.nodes[0]!, e.nodes[1]!];
+    const o = await doctor(a);
+    healthy(o);
+    assert.match(o.lines.find((l) => l.id === "store")?.text ?? "", /^etcd https:\/\/.*: 2 leases$/);
+    assert.match(
+      o.lines.find((l) => l.id === `route:${b.subnet()}`)?.text ?? "",
+      new RegExp(`via ${b.ip} dev eth0`),
+    );
+    assert.not.ok(
+      o.lines.some((l) => l.id.startsWith("vxlan")),
+      o.stdout,
+    );
+  },
+);
+
+onEtcd("etcd stopped under the cluster: the store check names the endpoint and the cause", async () => {
+  const a = e.nodes[0]!;
+  await e.etcd.kill();
+  const o = await doctor(a);
+  reports(
+    o,
+    "store",
+    new RegExp(`etcd ${e.etcd.endpoint.replace(/\./g, "\\.")}.*ECONNREFUSED`),
+    /make etcd reachable/,
+  );
+  // weftd keeps its lease and routes while etcd is away.
+  assert.is(o.lines.find((l) => l.id === "weftd")?.status, "ok", o.stdout);
+  assert.is(problems(o).length, 1, o.stdout);
+});
+
+onEtcd.run();
