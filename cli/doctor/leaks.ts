@@ -168,7 +168,7 @@ export async function leakChecks(node: NodeState): Promise<Check[]> {
 
   // Pods whose namespace lost its name: live only while IPAM still reserves their address (the runtime
   // may yet DEL them); otherwise their veth is a leak.
-  const unnamed = pods.filter((p) => !p.named && onBridge(p));
+  const unnamed = pods.filter((p) => !p.named && !p.unresolved && onBridge(p));
   const orphaned = unnamed.filter(
     (p) => !hostLocal || p.addrs === undefined || !p.addrs.some((a) => reservedIps.has(a)),
   );

@@ -24,6 +24,11 @@ export interface PodLink {
   named: boolean;
   /** The pod's global addresses on the peer (canonical), or undefined when they could not be read. */
   addrs?: string[];
+  /**
+   * No name found, but a mounted namespace could not be read: the pod may be there, so it is neither
+   * live nor gone as far as doctor can tell.
+   */
+  unresolved?: boolean;
 }
 
 /** Mount points of nsfs files (bind-mounted namespaces) from /proc/self/mountinfo. */
@@ -174,4 +179,7 @@ async function resolveUnnamed(pods: PodLink[], named: string[]): Promise<void> {
       pod.addrs = found;
     }
   }
+  // A process may end between the listing and the read; a mount stays, so an unread one leaves doubt.
+  if (candidates.some((c) => c.named && !reads.has(c.path)))
+    for (const pod of pods) if (!pod.netns) pod.unresolved = true;
 }
