@@ -95,7 +95,7 @@ export async function storeChecks(node: NodeState): Promise<Check[]> {
 /** This node's lease against subnet.env. */
 export async function leaseChecks(node: NodeState): Promise<Check[]> {
   const store = await node.store();
-  if (!store?.ok) return [skipped("lease", "the store cannot be read (see the store check)")];
+  if (!store?.ok) return [skipped("lease", "no leases to compare with (see the store check)")];
   const leases = store.value.leases;
   const addresses = await node.addresses();
   const own = ownLease(leases, addresses);
