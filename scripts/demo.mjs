@@ -58,6 +58,8 @@ import { parseArgs } from "node:util";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const distBin = resolve(process.env.WEFT_BIN_DIR ?? join(root, "dist", "bin"));
+// Where the Go test clients are built (as test/helpers/cnitool.ts: WEFT_TOOLS_DIR, default build/tools).
+const cnitoolDir = join(resolve(process.env.WEFT_TOOLS_DIR ?? join(root, "build", "tools")), "cnitool");
 const PLUGINS = ["flannel", "bridge", "host-local", "portmap"];
 const NETWORK = "10.244.0.0/16";
 const UNDERLAY = "192.168.77"; // private to the run's namespaces: two runs never meet
@@ -158,9 +160,14 @@ function sh(cmd, args, o = {}) {
   }
 }
 
+/** The run's tag, in the environment of every long-lived process (and so of its children). */
+const RUN_ENV = "WEFT_DEMO_RUN";
+let runTag = "";
+
 /**
  * A long-lived process (weftd, etcd, a pod's server), in its own process group so the terminal's Ctrl-C
- * reaches the demo alone (cleanup ends the process, in order) and --keep can leave it running.
+ * reaches the demo alone (cleanup ends the process, in order) and --keep can leave it running. It carries
+ * the run's tag in its environment, so cleanup finds it even where its namespace is gone.
  */
 function daemon(ns, cmd, logFile) {
   const fd = openSync(logFile, "a");
@@ -168,7 +175,7 @@ function daemon(ns, cmd, logFile) {
     const child = spawn("ip", ["netns", "exec", ns, ...cmd], {
       stdio: ["ignore", fd, fd],
       detached: true,
-      env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
+      env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", [RUN_ENV]: runTag },
     });
     child.on("error", () => undefined);
     child.unref();
@@ -247,6 +254,21 @@ function pidsIn(ns) {
 }
 
 /** Whether a process still runs; a zombie (exited, not yet reaped by the demo's event loop) does not. */
+/** Processes carrying the run's tag in their environment (see daemon()). */
+function taggedPids(tag) {
+  const want = `\0${RUN_ENV}=${tag}\0`;
+  const out = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (`\0${readFileSync(`/proc/${entry}/environ`, "latin1")}\0`.includes(want)) out.push(Number(entry));
+    } catch {
+      // gone, or a kernel thread
+    }
+  }
+  return out;
+}
+
 function alive(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -265,7 +287,9 @@ function removeRun(tag) {
   const done = [];
   const namespaces = runNamespaces(tag);
   // Processes first: a namespace a process still holds outlives `ip netns del`.
-  const pids = namespaces.flatMap(pidsIn).filter((p) => p !== process.pid);
+  const pids = [...new Set([...namespaces.flatMap(pidsIn), ...taggedPids(tag)])].filter(
+    (p) => p !== process.pid,
+  );
   for (const p of pids) {
     try {
       process.kill(p, "SIGTERM");
@@ -283,9 +307,7 @@ function removeRun(tag) {
     }
   }
   if (pids.length)
-    done.push(
-      `${pids.length} processes in the run's namespaces (weftd and its ip monitor, etcd, the pod's server)`,
-    );
+    done.push(`${pids.length} processes of the run (weftd and its ip monitor, etcd, the pod's server)`);
   for (const ns of namespaces) {
     try {
       sh("ip", ["netns", "del", ns]);
@@ -704,10 +726,7 @@ function prerequisites(o) {
       stdio: "inherit",
     });
   }
-  return sh("bash", [
-    join(root, "test", "tools", "cnitool", "build.sh"),
-    join(root, "build", "tools", "cnitool"),
-  ]).trim();
+  return sh("bash", [join(root, "test", "tools", "cnitool", "build.sh"), cnitoolDir]).trim();
 }
 
 async function demo(o, tag, cnitool, state) {
@@ -838,7 +857,7 @@ function printKeep(tag, state, store) {
   const n = names(tag);
   const [first] = state.nodes;
   const last = state.nodes.at(-1);
-  const cnitool = join(root, "build", "tools", "cnitool", "cnitool");
+  const cnitool = join(cnitoolDir, "cnitool");
   const extra = `${tag}-node1-c`;
   const lines = [
     `# the hub, the nodes, the pods (network namespaces)`,
@@ -887,6 +906,7 @@ async function main() {
   const tag = o.tag ?? newTag();
   if (o.tag && (existsSync(names(tag).dir) || runNamespaces(tag).length))
     usage(`tag ${tag} is in use: node scripts/demo.mjs --cleanup ${tag}`);
+  runTag = tag;
   const state = { nodes: [], pairs: 0, connected: 0 };
   let interrupted;
   let cleaned = false;
