@@ -28,9 +28,11 @@
 //
 // Every object carries the run's tag (default wd + 4 random characters): namespaces `<tag>-hub`,
 // `<tag>-node<i>`, `<tag>-node<i>-<a|b>` (the pods; also their container IDs), the directory
-// <tmpdir>/weft-demo-<tag>. Cleanup works from the tag alone: every process in one of those namespaces
-// (`ip netns pids`: weftd, its `ip monitor`, etcd, the pods' servers), the namespaces, the directory; so
-// `--cleanup <tag>` removes a run kept with --keep, or one killed with SIGKILL.
+// <tmpdir>/weft-demo-<tag>, and WEFT_DEMO_RUN=<tag> in the environment of every long-lived process. Cleanup
+// works from the tag alone: every process in one of those namespaces (`ip netns pids`: weftd, its
+// `ip monitor`, etcd, the pods' servers) or carrying the tag (one whose namespace is already gone), then
+// the namespaces, then the directory; so `--cleanup <tag>` removes a run kept with --keep, or one killed
+// with SIGKILL.
 //
 //   node scripts/demo.mjs [--backend vxlan|host-gw] [--nodes N] [--store file|etcd] [--keep] [--tag TAG]
 //   node scripts/demo.mjs --cleanup TAG
