@@ -413,13 +413,13 @@ async function installNode(node, conflist) {
   mkdirSync(node.binDir);
   mkdirSync(node.confDir);
   copyFileSync(weft, join(node.binDir, "weft"));
-  for (const p of PLUGINS) linkSync(join(node.binDir, "weft"), join(node.binDir, p));
+  for (const p of [...PLUGINS, "weftd"]) linkSync(join(node.binDir, "weft"), join(node.binDir, p));
   copyFileSync(conflist, join(node.confDir, "10-flannel.conflist"));
   return {
     how: "fallback copy (weft install is not in this build)",
     lines: [
       `copied ${weft} to ${node.binDir}/weft`,
-      `linked ${PLUGINS.map((p) => `${node.binDir}/${p}`).join(", ")}`,
+      `linked ${[...PLUGINS, "weftd"].map((p) => `${node.binDir}/${p}`).join(", ")}`,
       `wrote ${node.confDir}/10-flannel.conflist`,
     ],
   };
