@@ -7,9 +7,11 @@ commands:
   version            print the version
   plugin <name>      run a CNI plugin by name (${Object.keys(PLUGINS).join(", ")}), as if invoked as it
   etcd-check         reach etcd as weftd does and show its network config and leases (--help for flags)
+  install            put weft's executables and the flannel conflist on this node (--help for flags)
+  uninstall          remove what install wrote; --restore, --purge (--help for flags)
 `;
 
-/** The admin CLI. install, uninstall and doctor arrive with their issues. */
+/** The admin CLI. Each command's module is loaded only when it is the one run. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -26,6 +28,14 @@ export async function main(argv: string[]): Promise<number> {
       // Loaded only here: the etcd client (gRPC, protobuf) stays out of every other command's start-up.
       const { main: etcdCheck } = await import("./etcd-check.js");
       return etcdCheck(rest);
+    }
+    case "install": {
+      const { main: install } = await import("./install.js");
+      return install(rest);
+    }
+    case "uninstall": {
+      const { main: uninstall } = await import("./uninstall.js");
+      return uninstall(rest);
     }
     case undefined:
     case "help":

@@ -61,7 +61,8 @@ export function tempName(name: string): string {
   return `.${head.join("")}${suffix}`;
 }
 
-function syncDir(dir: string): void {
+/** fsync of a directory, so a rename or unlink in it survives a crash; best effort. */
+export function syncDir(dir: string): void {
   let fd: number | undefined;
   try {
     fd = openSync(dir, "r");
