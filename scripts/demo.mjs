@@ -43,9 +43,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import {
   closeSync,
-  copyFileSync,
   existsSync,
-  linkSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -62,7 +60,6 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const distBin = resolve(process.env.WEFT_BIN_DIR ?? join(root, "dist", "bin"));
 // Where the Go test clients are built (as test/helpers/cnitool.ts: WEFT_TOOLS_DIR, default build/tools).
 const cnitoolDir = join(resolve(process.env.WEFT_TOOLS_DIR ?? join(root, "build", "tools")), "cnitool");
-const PLUGINS = ["flannel", "bridge", "host-local", "portmap"];
 const NETWORK = "10.244.0.0/16";
 const UNDERLAY = "192.168.77"; // private to the run's namespaces: two runs never meet
 const HUB_IP = `${UNDERLAY}.254`;
@@ -391,11 +388,7 @@ function nodeConflist(node) {
   return file;
 }
 
-/**
- * `weft install` into the node's own dirs, as the DaemonSet's init container runs it; returns the lines
- * it printed. Until `weft install` exists (cli/install), the same layout by hand: the executable copied
- * once, the plugin names hard links to it, the conflist beside.
- */
+/** `weft install` into the node's own dirs, as the DaemonSet's init container runs it; the lines it printed. */
 async function installNode(node, conflist) {
   const weft = join(distBin, "weft");
   const r = await inNs(node.ns, [
@@ -406,23 +399,9 @@ async function installNode(node, conflist) {
     `--conflist=${conflist}`,
     `--from=${weft}`,
   ]);
-  if (r.code === 0) return { how: "weft install", lines: r.stdout.trim().split("\n").filter(Boolean) };
-  if (!/usage: weft/.test(r.stderr))
-    throw new Error(`weft install on ${node.name} failed: ${r.stderr || r.stdout}`);
-  // FALLBACK (no `weft install` in this build yet): what install does, without its atomic renames.
-  mkdirSync(node.binDir);
-  mkdirSync(node.confDir);
-  copyFileSync(weft, join(node.binDir, "weft"));
-  for (const p of [...PLUGINS, "weftd"]) linkSync(join(node.binDir, "weft"), join(node.binDir, p));
-  copyFileSync(conflist, join(node.confDir, "10-flannel.conflist"));
-  return {
-    how: "fallback copy (weft install is not in this build)",
-    lines: [
-      `copied ${weft} to ${node.binDir}/weft`,
-      `linked ${[...PLUGINS, "weftd"].map((p) => `${node.binDir}/${p}`).join(", ")}`,
-      `wrote ${node.confDir}/10-flannel.conflist`,
-    ],
-  };
+  if (r.code !== 0)
+    throw new Error(`weft install on ${node.name} failed (${r.code}): ${(r.stderr || r.stdout).trim()}`);
+  return r.stdout.trim().split("\n").filter(Boolean);
 }
 
 /** A throwaway etcd in the hub, on <UNDERLAY>.254:2379 where every node reaches it over eth0. */
@@ -624,11 +603,10 @@ async function reach(ns, host, port) {
   return r.stdout.trim() || (r.stderr.trim().split("\n").pop() ?? "no answer");
 }
 
-/** `weft doctor` on a node, with the node's dirs; returns its exit status or undefined when missing. */
+/** `weft doctor` on a node, with the node's dirs and store: its command line, exit status and output. */
 async function doctor(node, store) {
-  const weft = existsSync(join(node.binDir, "weft")) ? join(node.binDir, "weft") : join(distBin, "weft");
   const args = [
-    weft,
+    join(node.binDir, "weft"),
     "doctor",
     `--bin-dir=${node.binDir}`,
     `--conf-dir=${node.confDir}`,
@@ -637,7 +615,6 @@ async function doctor(node, store) {
     ...storeArgs(store),
   ];
   const r = await inNs(node.ns, args, { timeoutMs: 30_000 });
-  if (r.code === 2 && /usage: weft/.test(r.stderr)) return { missing: true, args };
   return { code: r.code, out: (r.stdout + r.stderr).trim(), args };
 }
 
@@ -747,11 +724,10 @@ async function demo(o, tag, cnitool, state) {
 
   step("weft install into each node's own CNI dirs (what the init container runs)");
   const installs = await Promise.all(nodes.map((node) => installNode(node, nodeConflist(node))));
-  say(`    ${nodes[0].name}: ${installs[0].how}`);
-  say(indent(installs[0].lines.join("\n"), "      "));
+  say(`    ${nodes[0].name}:`);
+  say(indent(installs[0].join("\n"), "      "));
   for (const [k, node] of nodes.entries())
-    if (k > 0) say(`    ${node.name}: ${installs[k].how}, ${installs[k].lines.length} lines, the same`);
-  state.installHow = installs[0].how;
+    if (k > 0) say(`    ${node.name}: the same (${installs[k].length} lines)`);
 
   const store =
     o.store === "etcd"
@@ -842,16 +818,10 @@ async function demo(o, tag, cnitool, state) {
 
   step(`weft doctor on ${nodes[0].name}`);
   const d = await doctor(nodes[0], store);
-  if (d.missing) {
-    // FALLBACK (no `weft doctor` in this build yet): skipped, said so.
-    state.doctor = "skipped";
-    say("    skipped: weft doctor is not in this build");
-  } else {
-    say(`    $ ip netns exec ${nodes[0].ns} ${d.args.join(" ")}`);
-    say(indent(d.out, "      "));
-    state.doctor = d.code === 0 ? "ok" : `exit ${d.code}`;
-    say(`    ${d.code === 0 ? OK : BAD} doctor: ${d.code === 0 ? "no problem" : `exit status ${d.code}`}`);
-  }
+  say(`    $ ip netns exec ${nodes[0].ns} ${d.args.join(" ")}`);
+  say(indent(d.out, "      "));
+  state.doctor = d.code === 0 ? "ok" : `exit status ${d.code}`;
+  say(`    ${d.code === 0 ? OK : BAD} doctor: ${d.code === 0 ? "no problem" : `exit status ${d.code}`}`);
   return { nodes, store };
 }
 
@@ -873,13 +843,9 @@ function printKeep(tag, state, store) {
     `# a pod on node1 pings one on ${last.name}; the hostPort from ${state.nodes[1].name}`,
     `ip netns exec ${first.pods[0].ns} ping -c1 ${last.pods.at(-1).ip}`,
     `ip netns exec ${state.nodes[1].ns} socat - TCP:${first.ip}:${HOST_PORT}`,
-    ...(state.doctor === "skipped"
-      ? []
-      : [
-          `# diagnose node1`,
-          `ip netns exec ${first.ns} ${first.binDir}/weft doctor --bin-dir=${first.binDir} --conf-dir=${first.confDir} \\`,
-          `  --subnet-file=${first.subnetFile} --healthz-url=http://127.0.0.1:${HEALTH_PORT} ${storeArgs(store).join(" ")}`,
-        ]),
+    `# diagnose node1 (--json for a machine; --fix for the safe repairs)`,
+    `ip netns exec ${first.ns} ${first.binDir}/weft doctor --bin-dir=${first.binDir} --conf-dir=${first.confDir} \\`,
+    `  --subnet-file=${first.subnetFile} --healthz-url=http://127.0.0.1:${HEALTH_PORT} ${storeArgs(store).join(" ")}`,
     `# one more pod on node1, as the runtime adds it (DEL the same way with "del")`,
     `ip netns add ${extra}`,
     `ip netns exec ${first.ns} env NETCONFPATH=${first.confDir} CNI_PATH=${first.binDir} \\`,
@@ -992,8 +958,7 @@ async function main() {
   if (!failure && state.connected < state.pairs)
     failure = `${state.pairs - state.connected} of ${state.pairs} pairs got no answer`;
   if (!failure && !state.hostPort) failure = "the hostPort check failed";
-  if (!failure && state.doctor !== "ok" && state.doctor !== "skipped")
-    failure = `weft doctor: ${state.doctor}`;
+  if (!failure && state.doctor !== "ok") failure = `weft doctor: ${state.doctor}`;
   return finish(state, failure, failure ? 1 : 0, o);
 }
 
