@@ -818,7 +818,8 @@ async function demo(o, tag, cnitool, state) {
 
   step(`weft doctor on ${nodes[0].name}`);
   const d = await doctor(nodes[0], store);
-  say(`    $ ip netns exec ${nodes[0].ns} ${d.args.join(" ")}`);
+  say(`    $ ip netns exec ${nodes[0].ns} ${d.args.slice(0, 4).join(" ")} \\`);
+  say(`        ${d.args.slice(4).join(" ")}`);
   say(indent(d.out, "      "));
   state.doctor = d.code === 0 ? "ok" : `exit status ${d.code}`;
   say(`    ${d.code === 0 ? OK : BAD} doctor: ${d.code === 0 ? "no problem" : `exit status ${d.code}`}`);
