@@ -1,10 +1,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { LinkKind } from "./place.js";
 
 /**
  * What `weft install` wrote, kept in `<bin-dir>/.weft-install.json` so `weft uninstall` removes exactly
- * that and nothing else: the executable, the names that point at it (and how), the names whose previous
+ * that and nothing else: the executable, the names that point at it, the names whose previous
  * file was kept as `<name>.orig`, the conflist with the hash of the bytes written (an edited conflist is
  * the operator's and stays), and the directories install created. Written only when it changes, so a
  * second install leaves the bin dir untouched.
@@ -26,8 +25,8 @@ export interface ManifestConflist {
 
 export interface Manifest {
   executable: string;
-  /** Each other name and how it points at the executable. */
-  links: Record<string, LinkKind>;
+  /** The other names (hard links or symlinks to the executable: uninstall looks at what is there). */
+  links: string[];
   /** Names whose previous file install kept as `<name>.orig`, sorted. */
   originals: string[];
   conflist?: ManifestConflist;
@@ -40,7 +39,7 @@ export const manifestPath = (binDir: string) => join(binDir, MANIFEST_NAME);
 export function renderManifest(m: Manifest): string {
   const doc = {
     executable: m.executable,
-    links: Object.fromEntries(Object.entries(m.links).sort(([a], [b]) => a.localeCompare(b))),
+    links: [...m.links].sort(),
     originals: [...m.originals].sort(),
     ...(m.conflist ? { conflist: m.conflist } : {}),
     createdDirs: m.createdDirs,
@@ -61,12 +60,8 @@ export function parseManifest(text: string): Manifest {
   const bad = (what: string) => new Error(`"${what}" is missing or malformed`);
   if (!doc || typeof doc !== "object" || Array.isArray(doc)) throw new Error("not a JSON object");
   if (doc.executable !== EXECUTABLE) throw bad("executable");
-  const links = doc.links as Record<string, unknown> | undefined;
-  if (!links || typeof links !== "object" || Array.isArray(links)) throw bad("links");
-  for (const [name, kind] of Object.entries(links)) {
-    if (!(LINK_NAMES as readonly string[]).includes(name) || (kind !== "hardlink" && kind !== "symlink"))
-      throw bad(`links.${name}`);
-  }
+  if (!isStringList(doc.links) || !doc.links.every((n) => (LINK_NAMES as readonly string[]).includes(n)))
+    throw bad("links");
   if (
     !isStringList(doc.originals) ||
     !doc.originals.every((n) => (ALL_NAMES as readonly string[]).includes(n))
@@ -88,7 +83,7 @@ export function parseManifest(text: string): Manifest {
   }
   return {
     executable: EXECUTABLE,
-    links: links as Record<string, LinkKind>,
+    links: doc.links,
     originals: doc.originals,
     ...(conflist ? { conflist } : {}),
     createdDirs: doc.createdDirs,
@@ -117,7 +112,7 @@ export function mergeManifest(previous: Manifest | undefined, next: Manifest): M
   if (!previous) return next;
   return {
     executable: EXECUTABLE,
-    links: { ...previous.links, ...next.links },
+    links: [...new Set([...previous.links, ...next.links])].sort(),
     originals: [...new Set([...previous.originals, ...next.originals])].sort(),
     ...((next.conflist ?? previous.conflist) ? { conflist: next.conflist ?? previous.conflist } : {}),
     createdDirs: [...new Set([...previous.createdDirs, ...next.createdDirs])],

@@ -16,7 +16,7 @@ import {
   readManifest,
   renderManifest,
 } from "./manifest.js";
-import { keepOriginal, type LinkKind, placeCopy, placeLink } from "./place.js";
+import { keepOriginal, placeCopy, placeLink } from "./place.js";
 
 /**
  * What `weft install` will change, worked out before anything is touched: a refusal (a name that is not
@@ -166,17 +166,15 @@ export function planInstall(req: InstallRequest): InstallPlan {
   }
 
   // The other names: a hard link to the executable (a symlink where the filesystem refuses).
-  const links: Record<string, LinkKind> = {};
+  const links: string[] = [];
   const exeIno = exeSt && !exeSt.isSymbolicLink() ? exeSt.ino : undefined;
   for (const name of LINK_NAMES) {
     const path = join(req.binDir, name);
     const st = lstatOrUndefined(path);
     const link = (verb: { planned: string; done: string }) =>
-      change(verb, `${path} -> ${EXECUTABLE}`, () => {
-        links[name] = placeLink(req.binDir, EXECUTABLE, name);
-      });
+      change(verb, `${path} -> ${EXECUTABLE}`, () => placeLink(req.binDir, EXECUTABLE, name));
+    links.push(name);
     if (!st) {
-      links[name] = "hardlink";
       changes.push(link({ planned: "link", done: "linked" }));
       continue;
     }
@@ -186,13 +184,9 @@ export function planInstall(req: InstallRequest): InstallPlan {
     }
     const symlinkToExe = st.isSymbolicLink() && readlinkSync(path) === EXECUTABLE;
     const hardlinkToExe = !st.isSymbolicLink() && exeIno !== undefined && st.ino === exeIno && !replaceExe;
-    if (symlinkToExe || hardlinkToExe) {
-      links[name] = symlinkToExe ? "symlink" : "hardlink";
-      continue;
-    }
+    if (symlinkToExe || hardlinkToExe) continue;
     if (isWeftExecutable(path)) {
       // Another weft (an earlier build, or a link to the executable being replaced): relinked as is.
-      links[name] = previous?.links[name] ?? "hardlink";
       changes.push(link({ planned: "relink", done: "relinked" }));
       continue;
     }
@@ -202,7 +196,6 @@ export function planInstall(req: InstallRequest): InstallPlan {
     }
     if (original(path, st, changes, refusals)) {
       originals.push(name);
-      links[name] = "hardlink";
       changes.push(link({ planned: "replace", done: "replaced" }));
     }
   }
@@ -210,24 +203,22 @@ export function planInstall(req: InstallRequest): InstallPlan {
   const conflist =
     req.conflist !== undefined ? planConflist(req, previous, changes, refusals, foreign) : undefined;
 
-  // The manifest, rewritten only when it changes (a second install touches nothing). Built when the
-  // changes run, since a link's kind is known only once it is made.
+  // The manifest, rewritten only when it changes (a second install touches nothing).
   const path = manifestPath(req.binDir);
   const current = existsSync(path) ? readFileSync(path, "utf8") : undefined;
-  const next = () =>
-    renderManifest(
-      mergeManifest(previous, {
-        executable: EXECUTABLE,
-        links,
-        originals,
-        ...(conflist ? { conflist } : {}),
-        createdDirs,
-      }),
-    );
-  if (changes.length > 0 || next() !== current) {
+  const next = renderManifest(
+    mergeManifest(previous, {
+      executable: EXECUTABLE,
+      links,
+      originals,
+      ...(conflist ? { conflist } : {}),
+      createdDirs,
+    }),
+  );
+  if (changes.length > 0 || next !== current) {
     changes.push(
       change({ planned: "record", done: "recorded" }, `what was installed in ${path}`, () => {
-        writeFileAtomic(path, next(), { mode: 0o644, dirMode: 0o755 });
+        writeFileAtomic(path, next, { mode: 0o644, dirMode: 0o755 });
       }),
     );
   }

@@ -73,7 +73,7 @@ export function planUninstall(req: UninstallRequest): UninstallPlan {
   }
 
   // The names first, the executable last: while any name is left it still points at a whole file.
-  const names = [...Object.keys(manifest.links).filter((n) => n !== EXECUTABLE), EXECUTABLE];
+  const names = [...manifest.links.filter((n) => n !== EXECUTABLE), EXECUTABLE];
   for (const name of names) {
     const path = join(req.binDir, name);
     if (!exists(path)) continue;

@@ -7,7 +7,7 @@ import {
   SET_MARK_CHAIN,
   TOP_LEVEL_DNAT_CHAIN,
 } from "../../plugins/portmap/chains.js";
-import { planTeardown, staleChains } from "../../plugins/portmap/iptables-backend.js";
+import { staleChains } from "../../plugins/portmap/iptables-backend.js";
 import { TABLE as NFT_HOSTPORT_TABLE } from "../../plugins/portmap/nft-backend.js";
 import { LAST_RESERVED_PREFIX, LOCK_FILE, TEMP_PREFIX } from "../../shared/ipam/store.js";
 import { ipBatch } from "../../shared/net/ip.js";
@@ -16,8 +16,10 @@ import { masqChainsOf } from "../../shared/net/ipmasq.js";
 import { nftMasqRules, nftNetworkHash } from "../../shared/net/ipmasq-nft.js";
 import {
   chainsIn,
+  deletionOf,
   type Family,
   rulesIn,
+  rulesJumpingTo,
   splitArgs,
   tablesIn,
   tryRestore,
@@ -52,6 +54,25 @@ export interface PurgePlan {
 }
 
 const familyName = (f: Family) => (f === 4 ? "IPv4" : "IPv6");
+
+/**
+ * The restore lines removing `chains` (those present) from a saved table: the jumps to them from chains
+ * that stay, then every chain flushed, then every chain deleted. Chains here jump to each other
+ * (CNI-HOSTPORT-DNAT -> CNI-DN-* -> CNI-HOSTPORT-SETMARK), and iptables-nft refuses (EBUSY) to delete a
+ * chain in a transaction that flushes, after that, a chain which referred to it; deleting only once all
+ * are flushed avoids that, and rules inside a doomed chain go with its flush.
+ */
+export function teardownChains(saved: string, chains: string[]): string[] {
+  const doomed = new Set(chains.filter((c) => chainsIn(saved).has(c)));
+  const jumps = [...doomed].flatMap((c) =>
+    rulesJumpingTo(saved, c).filter((rule) => !doomed.has(splitArgs(rule)[1]!)),
+  );
+  return [
+    ...new Set(jumps.map(deletionOf)),
+    ...[...doomed].map((c) => `-F ${c}`),
+    ...[...doomed].map((c) => `-X ${c}`),
+  ];
+}
 
 /** The change removing chains of one family: one restore, one printed line per chain. */
 function iptablesChange(
@@ -104,8 +125,8 @@ async function planIptables(networks: NetworkState[], changes: Change[], notes: 
     const natPresent = [...natChains].filter((c) => chainsIn(nat).has(c));
     const filterPresent = [FORWARD_CHAIN].filter((c) => chainsIn(filter).has(c));
     const blocks = [
-      { table: "nat", lines: planTeardown(nat, natPresent) },
-      { table: "filter", lines: planTeardown(filter, filterPresent) },
+      { table: "nat", lines: teardownChains(nat, natPresent) },
+      { table: "filter", lines: teardownChains(filter, filterPresent) },
     ].filter((b) => b.lines.length > 0);
     if (blocks.length === 0) continue;
     const input = blocks.map((b) => `*${b.table}\n${b.lines.join("\n")}\nCOMMIT\n`).join("");
