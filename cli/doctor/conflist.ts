@@ -37,11 +37,11 @@ export interface CniSetup {
 /** libcni's ConfFiles extensions, as containerd and CRI-O pass them. */
 const EXTENSIONS = [".conf", ".conflist", ".json"];
 
-/** The file libcni's callers take: the first network config by name (Go's sort.Strings, byte order). */
-export function pickConfFile(names: string[]): string | undefined {
+/** The network configs in libcni's order: by name (Go's sort.Strings, byte order); the runtime takes the first. */
+export function confFiles(names: string[]): string[] {
   return names
     .filter((n) => EXTENSIONS.includes(extname(n)))
-    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))[0];
+    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
@@ -100,22 +100,34 @@ export function parseConf(file: string, text: string): CniSetup | { error: strin
   return setup;
 }
 
-/** The conf dir's network config as the runtime picks it, or why there is none it can use. */
-export function loadCniSetup(confDir: string): CniSetup | { error: string } {
+export interface ConfDirView {
+  /** The config the runtime uses (the first by name), or why it cannot use it. */
+  runtime: CniSetup | { error: string };
+  /**
+   * The first config by name that holds the flannel plugin: where the plugins keep their state, even
+   * when a broken or foreign file sorts before it.
+   */
+  flannel?: CniSetup;
+}
+
+/** The conf dir's network configs as the runtime picks them. */
+export function loadConfDir(confDir: string): ConfDirView {
   let names: string[];
   try {
-    names = readdirSync(confDir);
+    names = confFiles(readdirSync(confDir));
   } catch (err) {
-    return { error: `cannot read ${confDir}: ${(err as Error).message}` };
+    return { runtime: { error: `cannot read ${confDir}: ${(err as Error).message}` } };
   }
-  const name = pickConfFile(names);
-  if (!name) return { error: `${confDir} holds no network config (*.conf, *.conflist, *.json)` };
-  const file = join(confDir, name);
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    return { error: `cannot read ${file}: ${(err as Error).message}` };
-  }
-  return parseConf(file, text);
+  if (names.length === 0)
+    return { runtime: { error: `${confDir} holds no network config (*.conf, *.conflist, *.json)` } };
+  const parsed = names.map((name) => {
+    const file = join(confDir, name);
+    try {
+      return parseConf(file, readFileSync(file, "utf8"));
+    } catch (err) {
+      return { error: `cannot read ${file}: ${(err as Error).message}` };
+    }
+  });
+  const flannel = parsed.find((p): p is CniSetup => !("error" in p) && p.flannel !== undefined);
+  return flannel ? { runtime: parsed[0]!, flannel } : { runtime: parsed[0]! };
 }

@@ -132,7 +132,8 @@ function removeChains(family: Family, dn: string[], masq: string[]): () => Promi
     if (lines.length === 0) return `${[...dn, ...masq].join(", ")} already gone`;
     const r = await tryApplyRules(family, "nat", lines);
     if (!r.ok) throw new Error(r.message);
-    return `removed ${[...dn, ...masq].join(", ")} and the rules jumping to them`;
+    const all = [...dn, ...masq];
+    return `removed ${all.join(", ")} and the rules jumping to ${all.length === 1 ? "it" : "them"}`;
   };
 }
 

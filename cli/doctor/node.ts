@@ -8,7 +8,7 @@ import { type Family, tablesIn, trySaveAll } from "../../shared/net/iptables.js"
 import type { LinkRecord } from "../../shared/net/link.js";
 import { type NeighRecord, neighShow } from "../../shared/net/neigh.js";
 import { type RouteRecord, routeShow } from "../../shared/net/route.js";
-import { type CniSetup, loadCniSetup } from "./conflist.js";
+import { type CniSetup, loadConfDir } from "./conflist.js";
 import type { DoctorFlags } from "./flags.js";
 
 /**
@@ -66,12 +66,29 @@ export async function readKernel(): Promise<KernelView> {
 export class NodeState {
   constructor(readonly flags: DoctorFlags) {}
 
-  readonly setup = once(async (): Promise<Outcome<CniSetup>> => {
-    const s = loadCniSetup(this.flags.confDir);
-    return "error" in s ? { ok: false, error: s.error } : { ok: true, value: s };
-  });
+  private readonly confDir = once(async () => loadConfDir(this.flags.confDir));
 
-  /** weftd's subnet file: --subnet-file, else the one the conflist's flannel plugin reads (or its default). */
+  /** The network config the runtime uses (the conf dir's first by name), or why it cannot. */
+  async runtimeConf(): Promise<Outcome<CniSetup>> {
+    const r = (await this.confDir()).runtime;
+    return "error" in r ? { ok: false, error: r.error } : { ok: true, value: r };
+  }
+
+  /**
+   * flannel's config (the first in the conf dir that has the flannel plugin): the plugins it names and
+   * where they keep their state. The conflist check says whether the runtime actually uses it.
+   */
+  async setup(): Promise<Outcome<CniSetup>> {
+    const d = await this.confDir();
+    if (d.flannel) return { ok: true, value: d.flannel };
+    return {
+      ok: false,
+      error:
+        "error" in d.runtime ? d.runtime.error : `no config in ${this.flags.confDir} has the flannel plugin`,
+    };
+  }
+
+  /** weftd's subnet file: --subnet-file, else the one flannel's config reads (or its default). */
   async subnetFile(): Promise<string> {
     if (this.flags.subnetFile) return this.flags.subnetFile;
     const s = await this.setup();

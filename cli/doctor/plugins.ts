@@ -33,11 +33,14 @@ export function askVersion(file: string, cniVersion: string, timeoutMs = 5000): 
       (err, stdout, stderr) => {
         const text = String(stdout).trim();
         if (err) {
-          const why =
-            (err as NodeJS.ErrnoException).code === "ETIMEDOUT" || err.killed ? "timed out" : err.message;
-          reject(
-            new Error(`${why}${text || String(stderr).trim() ? `: ${(text || String(stderr)).trim()}` : ""}`),
-          );
+          const e = err as Error & { killed?: boolean; code?: number | string };
+          const why = e.killed
+            ? `no answer within ${timeoutMs} ms`
+            : typeof e.code === "number"
+              ? `exit status ${e.code}`
+              : e.message;
+          const said = (text || String(stderr)).trim().split("\n")[0];
+          reject(new Error(said ? `${why}: ${said}` : why));
           return;
         }
         try {
@@ -51,6 +54,8 @@ export function askVersion(file: string, cniVersion: string, timeoutMs = 5000): 
         }
       },
     );
+    // A plugin that exits without reading its input closes the pipe: that is its answer, not a crash.
+    child.stdin?.on("error", () => undefined);
     child.stdin?.end(JSON.stringify({ cniVersion }));
   });
 }
@@ -106,36 +111,43 @@ async function pluginCheck(type: string, binDir: string, cniVersion: string): Pr
 }
 
 export async function pluginChecks(node: NodeState): Promise<Check[]> {
+  const runtime = await node.runtimeConf();
   const setup = await node.setup();
   const { confDir, binDir } = node.flags;
-  if (!setup.ok)
-    return [
-      problem(
-        "conflist",
-        `${setup.error}: the runtime has no usable network, so no pod gets an address`,
-        `weft install --conf-dir ${confDir} writes flannel's list (10-flannel.conflist); remove or fix a broken file that sorts before it`,
-      ),
-      skipped("plugins", "no usable conflist names the plugins"),
-    ];
-  const s = setup.value;
+  const flannelFile = setup.ok ? setup.value.file : undefined;
   const out: Check[] = [];
-  if (!s.flannel) {
+  if (!runtime.ok) {
     out.push(
       problem(
         "conflist",
-        `the runtime uses ${s.file} (the first config by name), which has no flannel plugin (${s.plugins.map((p) => p.type).join(", ")}): weft's network is not the one pods get`,
-        `remove ${s.file} (a leftover of another CNI?) or give weft's list a name that sorts first (10-flannel.conflist)`,
+        `${runtime.error}: the runtime has no usable network, so no pod gets an address`,
+        flannelFile
+          ? `remove or fix it: it sorts before flannel's ${flannelFile}, and the runtime takes the first file`
+          : `weft install --conf-dir ${confDir} writes flannel's list (10-flannel.conflist)`,
+      ),
+    );
+  } else if (!runtime.value.flannel) {
+    const r = runtime.value;
+    out.push(
+      problem(
+        "conflist",
+        `the runtime uses ${r.file} (the first config by name), which has no flannel plugin (${r.plugins.map((p) => p.type).join(", ")}): ${flannelFile ? `flannel's ${flannelFile} is ignored` : "weft's network is not the one pods get"}`,
+        `remove ${r.file} (a leftover of another CNI?) or give flannel's list a name that sorts first (10-flannel.conflist)`,
       ),
     );
   } else {
+    const r = runtime.value;
     out.push(
       ok(
         "conflist",
-        `${s.file}: network ${s.name}, cniVersion ${s.cniVersion}, plugins ${s.plugins.map((p) => p.type).join(" -> ")} (delegate ${s.delegateType} on ${s.bridge}, ${s.ipamType})`,
+        `${r.file}: network ${r.name}, cniVersion ${r.cniVersion}, plugins ${r.plugins.map((p) => p.type).join(" -> ")} (delegate ${r.delegateType} on ${r.bridge}, ${r.ipamType})`,
       ),
     );
   }
-  out.push(...(await Promise.all(s.executables.map((t) => pluginCheck(t, binDir, s.cniVersion)))));
+  // The plugins flannel's list needs (the list the runtime should be using).
+  const list = setup.ok ? setup.value : runtime.ok ? runtime.value : undefined;
+  if (!list) return [...out, skipped("plugins", "no usable config names the plugins")];
+  out.push(...(await Promise.all(list.executables.map((t) => pluginCheck(t, binDir, list.cniVersion)))));
   return out;
 }
 
