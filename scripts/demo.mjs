@@ -750,6 +750,13 @@ async function demo(o, tag, cnitool, state) {
       say(`    ${node.name} ready in ${secs(node.readyMs)}: subnet ${node.subnet}, MTU ${node.mtu}`);
     }),
   );
+  // A node is ready once it has its own lease; the others' leases reach it a moment later (the store's
+  // watch). Show the routes once every node routes to every other (a few hundred ms at most).
+  for (let waited = 0; waited < 10_000; waited += 100) {
+    if (nodes.every((n) => n.routes.length >= nodes.length - 1)) break;
+    await sleep(100);
+    await Promise.all(nodes.map((node) => describeNode(node, o.backend)));
+  }
   step("Nodes, their subnets and the backend");
   for (const node of nodes) {
     say(`    ${paint("1", node.name)}  ${node.ip}  subnet ${node.subnet}  ${o.backend}: ${node.device}`);
