@@ -9,6 +9,7 @@ commands:
   etcd-check         reach etcd as weftd does and show its network config and leases (--help for flags)
   install            put weft's executables and the flannel conflist on this node (--help for flags)
   uninstall          remove what install wrote; --restore, --purge (--help for flags)
+  doctor             diagnose this node, one line per check; --fix repairs leaks (--help for flags)
 `;
 
 /** The admin CLI. Each command's module is loaded only when it is the one run. */
@@ -36,6 +37,10 @@ export async function main(argv: string[]): Promise<number> {
     case "uninstall": {
       const { main: uninstall } = await import("./uninstall.js");
       return uninstall(rest);
+    }
+    case "doctor": {
+      const { main: doctor } = await import("./doctor.js");
+      return doctor(rest);
     }
     case undefined:
     case "help":
