@@ -223,6 +223,14 @@ async function httpGet(ns, host, port, path) {
   return { status: m ? Number(m[1]) : 0, body };
 }
 
+/** CNI calls a node's weftd served (the sum of weftd_cni_calls_total on its /metrics). */
+async function servedCalls(node) {
+  const { body } = await httpGet(node.ns, "127.0.0.1", HEALTH_PORT, "/metrics");
+  let sum = 0;
+  for (const m of body.matchAll(/^weftd_cni_calls_total\{[^}]*\} (\d+)$/gm)) sum += Number(m[1]);
+  return sum;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The run's objects, all named from its tag.
 
@@ -370,6 +378,7 @@ function makeUnderlay(n, count) {
       binDir: join(dir, "bin"),
       confDir: join(dir, "net.d"),
       subnetFile: join(dir, "subnet.env"),
+      cniSocket: join(dir, "cni.sock"),
       pods: [],
     });
   }
@@ -464,6 +473,9 @@ function startWeftd(node, store) {
     "--ip-masq",
     "--healthz-ip=127.0.0.1",
     `--healthz-port=${HEALTH_PORT}`,
+    // Each node's weftd serves its own plugins' calls (the resident fast path) on a socket in its dir;
+    // the host's default /run/weft/cni.sock belongs to the host.
+    `--cni-socket=${node.cniSocket}`,
   ];
   node.log = join(node.dir, "weftd.log");
   node.started = performance.now();
@@ -524,6 +536,7 @@ function cniEnv(node, pod) {
     ...env,
     NETCONFPATH: node.confDir,
     CNI_PATH: node.binDir,
+    WEFT_CNI_SOCKET: node.cniSocket,
     CNI_CACHE_DIR: join(node.dir, "cni-cache"),
     CNI_CONTAINERID: pod.ns,
     ...(pod.hostPort ? { CAP_ARGS: JSON.stringify({ portMappings: [pod.hostPort] }) } : {}),
@@ -784,6 +797,13 @@ async function demo(o, tag, cnitool, state) {
         pod.hostPort ? `  hostPort ${HOST_PORT} -> ${CONTAINER_PORT}` : ""
       }`,
     );
+  // The plugins the runtime executed were thin clients: each node's weftd ran the calls (its /metrics).
+  const served = await Promise.all(nodes.map((node) => servedCalls(node)));
+  say(
+    `    the plugin calls were served by each node's weftd on its CNI socket: ${nodes
+      .map((node, i) => `${node.name} ${served[i]}`)
+      .join(", ")} (weftd_cni_calls_total)`,
+  );
 
   const pairs = pods.flatMap((a, i) => pods.map((b, j) => [a, b, i, j]).filter(([, , , j]) => j !== i));
   step(`Pod-to-pod connectivity: ${pairs.length} pairs, ping -c1, round trip in ms (row -> column)`);

@@ -119,6 +119,10 @@ function assertShown(r: DemoRun, nodes: number, backend: string, store: string):
     assert.is(cells.filter((c) => /^\d+\.\d\d$/.test(c)).length, pods - 1, row);
   }
   assert.match(r.out, `ok   ${pairs} of ${pairs} pairs answered`);
+  // Every node's weftd served its pods' plugin calls (flannel and portmap ADD for two pods: 4 at least).
+  const served = /served by each node's weftd on its CNI socket: (.*) \(weftd_cni_calls_total\)/.exec(r.out);
+  assert.ok(served, r.out);
+  for (const m of served![1]!.matchAll(/node\d+ (\d+)/g)) assert.ok(Number(m[1]) >= 4, served![0]);
   // The hostPort from another node and from a pod there.
   assert.match(r.out, "ok   hostPort node2 -> 192.168.77.1:30080: hello from node1/a");
   assert.match(r.out, "ok   hostPort node2/a (pod) -> 192.168.77.1:30080: hello from node1/a");
