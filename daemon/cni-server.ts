@@ -253,9 +253,10 @@ function errorReply(msg: string, code: number = ErrorCode.Internal): CallReply {
 const HOST_LOCAL_DATA_DIR = "/var/lib/cni/networks";
 
 /**
- * The `<dataDir>/<network>` a config's host-local addresses live in: flannel's list (its delegate's
- * ipam, else host-local's default) or a bridge/host-local config with host-local ipam. A glance at the
- * JSON for /metrics only; the plugin itself decodes the config.
+ * The `<dataDir>/<network>` a config's host-local addresses live in: flannel's (its own `ipam`, which it
+ * hands to the delegate, host-local unless it names another type; the delegate may not carry one) or a
+ * bridge/host-local config with host-local ipam. A glance at the JSON for /metrics only; the plugin
+ * itself decodes the config.
  */
 function ipamDirOf(stdin: Buffer): string | undefined {
   try {
@@ -263,10 +264,9 @@ function ipamDirOf(stdin: Buffer): string | undefined {
       name?: unknown;
       type?: unknown;
       ipam?: { type?: unknown; dataDir?: unknown };
-      delegate?: { ipam?: { dataDir?: unknown } };
     };
     if (typeof c.name !== "string" || c.name === "") return undefined;
-    const ipam = c.type === "flannel" ? { type: "host-local", ...c.delegate?.ipam } : c.ipam;
+    const ipam = c.type === "flannel" ? { type: "host-local", ...c.ipam } : c.ipam;
     if (ipam?.type !== "host-local") return undefined;
     const dir = typeof ipam.dataDir === "string" && ipam.dataDir !== "" ? ipam.dataDir : HOST_LOCAL_DATA_DIR;
     return `${dir}/${c.name}`;
