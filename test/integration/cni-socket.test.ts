@@ -13,8 +13,17 @@
  *  - 20 pods at once get 20 distinct addresses;
  *  - SIGTERM lets the call in flight finish and removes the socket file at once.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -192,9 +201,20 @@ function lockIsFree(lockFile: string): boolean {
   return spawnSync("flock", ["-n", lockFile, "true"]).status === 0;
 }
 
-/** A weftd child waiting for a flock: the served call is inside host-local's critical section's door. */
+/** A weftd child waiting for a flock: the served call is at the door of host-local's critical section. */
 function waitsForLock(d: Weftd): boolean {
-  return spawnSync("pgrep", ["-P", String(d.child.pid), "-x", "flock"]).status === 0;
+  for (const pid of readdirSync("/proc").filter((f) => /^\d+$/.test(f))) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      continue; // gone meanwhile
+    }
+    // pid (comm) state ppid ...
+    const m = /^\d+ \((.*)\) \S+ (\d+) /.exec(stat);
+    if (m?.[1] === "flock" && Number(m[2]) === d.child.pid) return true;
+  }
+  return false;
 }
 
 /** Chains in the node's nat table that belong to single pods (bridge masquerade, portmap DNAT). */
@@ -288,10 +308,11 @@ t(
 
     const stale = join(ctx.dir, "stale.sock");
     // A socket file nobody listens on, as a killed weftd leaves it.
-    execFileSync("python3", [
-      "-c",
-      `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(stale)})`,
+    spawnSync(process.execPath, [
+      "-e",
+      `require("node:net").createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, "SIGKILL"))`,
     ]);
+    assert.ok(statSync(stale).isSocket());
     const cases: Array<[string, Record<string, string>, RegExp]> = [
       ["no socket file", { WEFT_CNI_SOCKET: join(ctx.dir, "none.sock") }, /not used: no such socket/],
       ["a stale socket file", { WEFT_CNI_SOCKET: stale }, /stale\.sock not used: ECONNREFUSED/],
