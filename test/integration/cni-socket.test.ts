@@ -644,17 +644,21 @@ t(
     d = await startDaemon(ctx);
     const live = new Map<Pod, string>([[first, await runtimeAdd(first)]]);
     let done = false;
-    const stream = (async () => {
-      for (let i = 0; i < 18; i++) {
+    // Three runtimes' workers side by side, so that a stop or a kill finds calls in flight.
+    const worker = async () => {
+      const mine: Pod[] = [];
+      for (let i = 0; i < 6; i++) {
         const pod = newPod();
+        mine.push(pod);
         live.set(pod, await runtimeAdd(pod));
-        if (i % 3 === 2) {
-          const [gone] = [...live.keys()].slice(-2, -1);
-          await runtimeDel(gone!);
-          live.delete(gone!);
+        if (i % 2 === 1) {
+          const gone = mine[i - 1]!;
+          await runtimeDel(gone);
+          live.delete(gone);
         }
       }
-    })().finally(() => {
+    };
+    const stream = Promise.all([worker(), worker(), worker()]).finally(() => {
       done = true;
     });
     const progress = async (what: string, n: number) => {
