@@ -5,7 +5,8 @@
  *
  *  - a served call: the daemon's log and /metrics count it, and its reply is what the plugin prints;
  *  - the fallbacks (no socket file, a stale one, WEFT_CNI_SOCKET=off, a client in another network
- *    namespace, a pod namespace weftd cannot see): the client does the work itself, with the same result;
+ *    namespace, a pod namespace or a plugin executable weftd does not see as the client does): the
+ *    client does the work itself, with the same result;
  *  - hostile requests on the socket get an error reply and the daemon keeps serving;
  *  - only root can connect;
  *  - weftd stopped, killed mid-call and restarted under a stream of ADD/DEL: only CNI error 11, and after
@@ -16,7 +17,9 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import {
   chmodSync,
+  copyFileSync,
   existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -363,6 +366,49 @@ t(
     }
     assertServed(pp.del(servedPod), "DEL");
     assertNothingLeft(ctx);
+  },
+);
+
+t(
+  "a client whose executable weftd does not see (the CNI bin dir not mounted into it) is not served",
+  async (ctx) => {
+    const { pp } = ctx;
+    // A CNI_PATH of its own: weft's executable under the plugins' names.
+    const alt = join(ctx.dir, "alt-bin");
+    mkdirSync(alt);
+    try {
+      linkSync(join(weftBinDir(), "weft"), join(alt, "weft"));
+    } catch {
+      copyFileSync(join(weftBinDir(), "weft"), join(alt, "weft")); // another filesystem
+    }
+    for (const name of ["flannel", "bridge", "host-local", "portmap"])
+      linkSync(join(alt, "weft"), join(alt, name));
+    try {
+      // weftd sees an empty directory there, as in a container without the node's CNI bin dir.
+      const d = await startDaemon(ctx, [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "slave",
+        "sh",
+        "-c",
+        `mount -t tmpfs tmpfs ${alt} && exec "$0" "$@"`,
+      ]);
+      const pod = pp.pod("wcsb");
+      const opts = pp.toolOptions({ containerId: pod.containerId, ifname: "eth0", cniPath: alt });
+      const r = cnitool("add", pp.netName, pod.netns.path, opts);
+      assert.is(r.status, 0, r.stdout + r.stderr);
+      assert.match(
+        r.stderr,
+        /not used: not served here: weftd does not see \S+alt-bin\/flannel as the client does/,
+      );
+      assert.is(served(d), 0);
+      assert.equal(podAddresses(pod), [addressOf(r)]);
+      assert.is(cnitool("del", pp.netName, pod.netns.path, opts).status, 0);
+      assertNothingLeft(ctx);
+    } finally {
+      rmSync(alt, { recursive: true, force: true });
+    }
   },
 );
 
