@@ -5,9 +5,10 @@
  *    have no more) and /proc/sys read-only, as a non-privileged container sees them; both get ready, route
  *    to each other over vxlan and install their iptables chains. Such a weftd cannot do what the plugins
  *    do (enter a pod's namespace, write /proc/sys): asked to serve CNI calls, it declines to, and a pod
- *    still starts through the plugins themselves (deploy/weft.yml serves them from a privileged
- *    container of their own). Its mounts are slave, as a container's hostPath mounts with
- *    HostToContainer propagation: it sees pod namespaces created after its start.
+ *    still starts through the plugins themselves. Its mounts are slave, as a container's hostPath
+ *    mounts with HostToContainer propagation: it sees pod namespaces created after its start.
+ *  - the manifest's cni container, `weftd --cni-only` privileged with slave mounts, serves a node's pods
+ *    (ADD and DEL with a hostPort) next to that weftd, and /metrics counts the calls.
  *  - deploy/iptables-mode.sh picks the iptables variant the node uses (--print: the choice, no change);
  *    the switch itself (update-alternatives in the image) is not run here: it would change this host.
  */
@@ -170,6 +171,63 @@ c(
       assert.match(ctx.daemons[0]!.log(), /Not serving CNI calls on \S+cni\.sock: .*CAP_SYS_ADMIN/);
       assert.not.ok(existsSync(sock));
       assert.is(pp.del(pod).status, 0);
+    } finally {
+      pp.cleanup();
+    }
+  },
+);
+
+c(
+  "the manifest's cni container (weftd --cni-only, privileged, slave mounts) serves the pods of a node",
+  async (ctx) => {
+    const node = ctx.underlay.nodes[1]!;
+    const dir = join(ctx.dir, node.netns.name);
+    const sock = join(dir, "run-weft", "cni.sock");
+    // All capabilities and /proc/sys writable, as privileged; mounts of its own receiving the host's.
+    const cni = new Weftd({
+      node,
+      exe: "unshare",
+      args: [
+        "--mount",
+        "--propagation",
+        "slave",
+        packagedWeftd(),
+        "--cni-only",
+        `--cni-socket=${sock}`,
+        `--subnet-file=${join(dir, "subnet.env")}`,
+        "--healthz-ip=127.0.0.1",
+        `--healthz-port=${HEALTH + 1}`,
+      ],
+      logFile: join(dir, "cni.log"),
+      env: { WEFT_LOG_STDERR_LEVEL: "debug" },
+    });
+    ctx.daemons.push(cni);
+    await until(
+      "the cni container serves",
+      () => cni.code !== undefined || /Serving CNI calls on/.test(cni.log()),
+    );
+    assert.is(cni.code, undefined, cni.log());
+    const pp = await PodPath.create({
+      node: node.netns,
+      subnetFile: join(dir, "subnet.env"),
+      delegates: "weft",
+      clientEnv: { WEFT_CNI_SOCKET: sock, WEFT_CNI_SOCKET_DEBUG: "1" },
+    });
+    try {
+      const pod = pp.pod("wdpb");
+      const capArgs = { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: "tcp" }] };
+      const r = pp.add(pod, { capArgs });
+      assert.is(r.status, 0, r.stdout + r.stderr);
+      assert.not.match(r.stderr, /not used/, "served");
+      const ip = ((r.json?.ips ?? []) as Array<{ address: string }>)[0]!.address;
+      assert.ok(ip.startsWith(pp.net.subnet!.replace(/0\/24$/, "")), `${ip} in the node's ${pp.net.subnet}`);
+      assert.is((cni.log().match(/served a CNI call/g) ?? []).length, 2);
+      const metrics = cni.http("127.0.0.1", HEALTH + 1, "/metrics");
+      assert.match(metrics.body, 'weftd_cni_calls_total{plugin="flannel",verb="ADD"} 1');
+      const del = pp.del(pod, { capArgs });
+      assert.is(del.status, 0, del.stdout + del.stderr);
+      assert.not.match(del.stderr, /not used/, "served");
+      assert.equal(pp.reservations(), []);
     } finally {
       pp.cleanup();
     }
