@@ -7,7 +7,8 @@
  *  - the fallbacks (no socket file, a stale one, WEFT_CNI_SOCKET=off, a client in another network
  *    namespace, a pod namespace or a plugin executable weftd does not see as the client does): the
  *    client does the work itself, with the same result;
- *  - hostile requests on the socket get an error reply and the daemon keeps serving;
+ *  - hostile requests on the socket get an error reply and the daemon keeps serving; a config as large
+ *    as a plugin accepts is served, a larger one gets the plugin's own error;
  *  - only root can connect;
  *  - weftd stopped, killed mid-call and restarted under a stream of ADD/DEL: only CNI error 11, and after
  *    the runtime's DEL and re-ADD every pod has its address and nothing is left behind;
@@ -152,7 +153,7 @@ function podAddresses(pod: Pod): string[] {
   return links.flatMap((l) => l.addr_info.map((a) => a.local));
 }
 
-/** One raw exchange on the socket: what is sent, then (unless `keepOpen`) the end of the client's side. */
+/** One raw exchange on the socket: `payload`, the end of the client's side, then all weftd answers. */
 function rawExchange(sock: string, payload: string | Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = connect(sock);
