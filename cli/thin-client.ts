@@ -20,6 +20,8 @@ import {
   type CallRequest,
   DEFAULT_CNI_SOCKET,
   type FileIdentity,
+  MAX_REQUEST_BYTES,
+  MAX_STDIN_BYTES,
   PROTOCOL_VERSION,
   SERVED_PLUGINS,
   SERVED_VERBS,
@@ -41,16 +43,30 @@ function identity(path: string): FileIdentity | null {
   }
 }
 
+/** The error code of stat(path), or undefined when it succeeds. */
+function statError(path: string): string | undefined {
+  try {
+    statSync(path);
+    return undefined;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? "stat failed";
+  }
+}
+
 function msFrom(v: string | undefined, fallback: number): number {
   const n = Number(v);
   return v && Number.isFinite(n) && n > 0 ? n : fallback;
 }
 
-/** All of stdin, synchronously (the same limits as the plugin's own read). */
-function readAllStdin(): Buffer {
+/**
+ * stdin, synchronously, up to one byte more than `limit` (the plugin's own limit): a runaway writer is
+ * not read further here either.
+ */
+function readAllStdin(limit: number): Buffer {
   const chunks: Buffer[] = [];
   const buf = Buffer.allocUnsafe(64 * 1024);
-  for (;;) {
+  let total = 0;
+  while (total <= limit) {
     let n: number;
     try {
       n = readSync(0, buf, 0, buf.length, null);
@@ -65,6 +81,7 @@ function readAllStdin(): Buffer {
     }
     if (n === 0) break;
     chunks.push(Buffer.from(buf.subarray(0, n)));
+    total += n;
   }
   return Buffer.concat(chunks);
 }
@@ -103,7 +120,7 @@ function tryAgainLater(stdin: Buffer, msg: string, details: string): number {
  * Sends the call to weftd at `socketPath` and prints its answer. Resolves done:false when nothing was
  * sent or the daemon declined before doing anything (the caller then runs the plugin itself).
  */
-function call(socketPath: string, req: CallRequest, stdin: Buffer, env: NodeJS.ProcessEnv): Promise<Outcome> {
+function call(socketPath: string, line: string, stdin: Buffer, env: NodeJS.ProcessEnv): Promise<Outcome> {
   const connectMs = msFrom(env.WEFT_CNI_CONNECT_TIMEOUT_MS, CONNECT_TIMEOUT_MS);
   const replyMs = msFrom(env.WEFT_CNI_REPLY_TIMEOUT_MS, REPLY_TIMEOUT_MS);
   return new Promise((resolve) => {
@@ -134,7 +151,7 @@ function call(socketPath: string, req: CallRequest, stdin: Buffer, env: NodeJS.P
       clearTimeout(timer);
       timer = setTimeout(() => lost(`no reply within ${replyMs} ms`), replyMs);
       sent = true;
-      sock.end(`${JSON.stringify(req)}\n`);
+      sock.end(line);
     });
     sock.on("data", (d: Buffer) => chunks.push(d));
     sock.on("error", (err: NodeJS.ErrnoException) => lost(`${err.code ?? err.message}`));
@@ -165,15 +182,28 @@ export async function forwardToDaemon(env: NodeJS.ProcessEnv = process.env): Pro
   if (!SERVED_PLUGINS.includes(plugin)) return undefined;
   if (!SERVED_VERBS.includes(env.CNI_COMMAND ?? "")) return undefined;
   const socketPath = env[SOCKET_VAR] ?? DEFAULT_CNI_SOCKET;
-  if (socketPath === "" || socketPath === "off") return undefined;
+  // WEFT_CNI_SOCKET_DEBUG: every call that could have gone to a daemon and did not says why on stderr,
+  // so "is the fast path used?" has an answer on the node (and the tests count these lines).
+  const off = socketPath === "" || socketPath === "off";
+  const local = (why: string) => {
+    if (env.WEFT_CNI_SOCKET_DEBUG)
+      process.stderr.write(`weft: ${off ? "the CNI socket" : socketPath} not used: ${why}\n`);
+    return undefined;
+  };
+  if (off) return local(`${SOCKET_VAR}=${socketPath}`);
   // No socket file: no daemon; the common case on a node without weftd costs one stat.
-  const sockId = identity(socketPath);
-  if (!sockId) return undefined;
+  const unreachable = statError(socketPath);
+  if (unreachable === "ENOENT" || unreachable === "ENOTDIR")
+    return local("no such socket (no weftd serves CNI calls on this node)");
+  // EACCES: not root (the socket and its directory are root's only); connecting would fail the same way.
+  if (unreachable) return local(unreachable);
   const netns = identity("/proc/self/ns/net");
   const exe = identity(process.execPath);
-  if (!netns || !exe) return undefined;
-  const stdin = readAllStdin();
+  if (!netns || !exe) return local(`cannot identify ${netns ? process.execPath : "/proc/self/ns/net"}`);
+  const stdin = readAllStdin(MAX_STDIN_BYTES);
   forwardedStdin = stdin;
+  // More than the plugin accepts: it says so itself (the local path sees the same bytes and the limit).
+  if (stdin.length > MAX_STDIN_BYTES) return local(`stdin is larger than ${MAX_STDIN_BYTES} bytes`);
   const callEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(env))
     if (v !== undefined && k !== "WEFT_MULTICALL_NAME") callEnv[k] = v;
@@ -186,10 +216,12 @@ export async function forwardToDaemon(env: NodeJS.ProcessEnv = process.env): Pro
     podNetns: env.CNI_NETNS ? identity(env.CNI_NETNS) : null,
     exe: { path: process.execPath, ...exe },
   };
-  const o = await call(socketPath, req, stdin, env);
+  const line = `${JSON.stringify(req)}\n`;
+  if (Buffer.byteLength(line) > MAX_REQUEST_BYTES)
+    return local(`the request would be larger than ${MAX_REQUEST_BYTES} bytes`);
+  const o = await call(socketPath, line, stdin, env);
   if (o.done) return o.exitCode;
-  if (env.WEFT_CNI_SOCKET_DEBUG) process.stderr.write(`weft: ${socketPath} not used: ${o.why}\n`);
-  return undefined;
+  return local(o.why);
 }
 
 let forwardedStdin: Buffer | undefined;

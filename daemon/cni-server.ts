@@ -8,7 +8,7 @@
  * goes through weftd's own process.env or stderr. The socket is root's only (0600 in a 0700 directory),
  * as the plugins run as root and a call can change any pod's network.
  */
-import { chmodSync, mkdirSync, statSync, unlinkSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { dirname } from "node:path";
 import { PLUGINS } from "../cli/plugins.js";
@@ -43,6 +43,33 @@ export interface CniServerOptions {
   log: Logger;
   /** Called after every served call (the daemon's metrics). */
   onCall?: (r: CallRecord) => void;
+}
+
+/** CAP_SYS_ADMIN's bit in CapEff of /proc/<pid>/status (linux/capability.h). */
+const CAP_SYS_ADMIN = 21n;
+
+/**
+ * Why this process cannot run the plugins' calls as the plugins themselves run them, or undefined. The
+ * plugins enter pod network namespaces (setns(2), which takes CAP_SYS_ADMIN) and write sysctls of the
+ * pods and the bridge under /proc/sys (read-only in a container that is not privileged). A weftd that
+ * served calls without these would fail every pod it serves; not serving leaves the calls to the
+ * plugins, which the runtime runs as root on the host.
+ */
+export function cannotServe(
+  status: string = readFileSync("/proc/self/status", "utf8"),
+  sysctl = "/proc/sys/net/ipv4/ip_forward",
+): string | undefined {
+  const eff = /^CapEff:\s*([0-9a-f]+)\s*$/m.exec(status)?.[1];
+  if (eff === undefined || ((BigInt(`0x${eff}`) >> CAP_SYS_ADMIN) & 1n) === 0n)
+    return "weftd lacks CAP_SYS_ADMIN, which entering a pod's network namespace takes (setns)";
+  try {
+    // Opened for writing, nothing written: EROFS on a read-only /proc/sys, EACCES without the right.
+    closeSync(openSync(sysctl, "r+"));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    return `${sysctl} is not writable (${code}), and the plugins write the pods' and the bridge's sysctls`;
+  }
+  return undefined;
 }
 
 /** A request the daemon refuses as malformed: answered with a CNI error, the connection then closed. */
@@ -204,9 +231,9 @@ export class CniServer {
     const stderr: string[] = [];
     const caller: Caller = {
       env: req.env,
-      // The client's executable, when this daemon sees the same file: its delegates that are that file
-      // are weft's, and run here in-process as they would have in the client's process.
-      self: same(identity(req.exe.path), req.exe) ? { dev: req.exe.dev, ino: req.exe.ino } : null,
+      // The client's executable, which this daemon sees as the same file (declines): its delegates that
+      // are that file are weft's, and run here in-process as they would have in the client's process.
+      self: { dev: req.exe.dev, ino: req.exe.ino },
       stderr: (t) => stderr.push(t),
     };
     const started = process.hrtime.bigint();
@@ -236,6 +263,11 @@ export class CniServer {
     if (this.closing) return "weftd is stopping";
     if (!SERVED_PLUGINS.includes(req.plugin) || !PLUGINS[req.plugin]) return `no plugin ${req.plugin} here`;
     if (!same(req.netns, this.ownNetns)) return "not served here: the client is in another network namespace";
+    // A daemon that does not see the client's executable (a container without the node's CNI bin dir)
+    // would not find the delegates in CNI_PATH either.
+    if (!same(identity(req.exe.path), req.exe)) {
+      return `not served here: weftd does not see ${req.exe.path} as the client does (mount the node's CNI plugin directory into weftd)`;
+    }
     const podNetns = req.env.CNI_NETNS;
     if (podNetns && req.podNetns && !same(identity(podNetns), req.podNetns)) {
       return `not served here: weftd cannot open ${podNetns} as the client sees it (mount /var/run/netns into weftd with HostToContainer propagation)`;
@@ -253,9 +285,10 @@ function errorReply(msg: string, code: number = ErrorCode.Internal): CallReply {
 const HOST_LOCAL_DATA_DIR = "/var/lib/cni/networks";
 
 /**
- * The `<dataDir>/<network>` a config's host-local addresses live in: flannel's list (its delegate's
- * ipam, else host-local's default) or a bridge/host-local config with host-local ipam. A glance at the
- * JSON for /metrics only; the plugin itself decodes the config.
+ * The `<dataDir>/<network>` a config's host-local addresses live in: flannel's (its own `ipam`, which it
+ * hands to the delegate, host-local unless it names another type; the delegate may not carry one) or a
+ * bridge/host-local config with host-local ipam. A glance at the JSON for /metrics only; the plugin
+ * itself decodes the config.
  */
 function ipamDirOf(stdin: Buffer): string | undefined {
   try {
@@ -263,10 +296,9 @@ function ipamDirOf(stdin: Buffer): string | undefined {
       name?: unknown;
       type?: unknown;
       ipam?: { type?: unknown; dataDir?: unknown };
-      delegate?: { ipam?: { dataDir?: unknown } };
     };
     if (typeof c.name !== "string" || c.name === "") return undefined;
-    const ipam = c.type === "flannel" ? { type: "host-local", ...c.delegate?.ipam } : c.ipam;
+    const ipam = c.type === "flannel" ? { type: "host-local", ...c.ipam } : c.ipam;
     if (ipam?.type !== "host-local") return undefined;
     const dir = typeof ipam.dataDir === "string" && ipam.dataDir !== "" ? ipam.dataDir : HOST_LOCAL_DATA_DIR;
     return `${dir}/${c.name}`;

@@ -6,7 +6,7 @@ import { WEFT_VERSION } from "../shared/version.js";
 import { formatPrefix, tryPrefix } from "./addr.js";
 import { type Backend, type ExternalInterface, WEFT_ROUTE_PROTO } from "./backend/backend.js";
 import { type Clock, realClock, sleep, type Timer } from "./clock.js";
-import { CniServer } from "./cni-server.js";
+import { CniServer, cannotServe } from "./cni-server.js";
 import type { ExtIfaceOptions } from "./external-iface.js";
 import { describeFlags, type Flags } from "./flags.js";
 import { HealthServer, newStatus } from "./health.js";
@@ -506,11 +506,21 @@ export class Daemon {
 
   /**
    * Serves the plugins' calls on --cni-socket (daemon/cni-server.ts). A socket that cannot be served is
-   * fatal, as the healthz address is: the operator asked for it. The pod subnets /metrics counts
-   * addresses in come from the lease, or with --cni-only from subnet.env.
+   * fatal, as the healthz address is: the operator asked for it. A weftd without what the plugins need
+   * (cannotServe: a container that is not privileged) does not serve: it says why and carries on, since
+   * the plugins then do the work themselves, unless serving is all it is for (--cni-only). The pod
+   * subnets /metrics counts addresses in come from the lease, or with --cni-only from subnet.env.
    */
   private async serveCni(): Promise<void> {
     const { flags, log } = this;
+    const obstacle = cannotServe();
+    if (obstacle) {
+      const why = `${obstacle} (run it in a privileged container, as deploy/weft.yml's cni container)`;
+      if (flags.cniOnly) throw new FatalError(`Cannot serve CNI calls on ${flags.cniSocket}: ${why}`);
+      // The plugins do the work themselves: no socket, so they do not even try.
+      log.warn(`Not serving CNI calls on ${flags.cniSocket}: ${why}; the plugins do the work themselves`);
+      return;
+    }
     const server = new CniServer({
       path: flags.cniSocket,
       log,

@@ -20,7 +20,7 @@ import { type JsonNode, JsonNumber, JsonObject, scanJson } from "./json-scan.js"
 import type { Plugin } from "./plugin.js";
 import { formatResult } from "./results.js";
 import { type JsonSchema, netConfSchema } from "./schemas.js";
-import { readStdin } from "./stdin.js";
+import { checkStdinSize, readStdin } from "./stdin.js";
 import type { NetConf, VersionInfo } from "./types.js";
 import { validateSchema } from "./validate.js";
 import { atLeast, CURRENT_VERSION, isSupported, SUPPORTED_VERSIONS } from "./versions.js";
@@ -315,7 +315,9 @@ function writeAll(fd: number, text: string): void {
  * `stdin`: what was already read from fd 0 (the thin client read it before weftd declined the call).
  */
 export async function pluginMain(plugin: Plugin, stdin?: Buffer): Promise<never> {
-  const { stdout, exitCode } = await runCall(plugin, processCaller(), () => stdin ?? readStdin());
+  const { stdout, exitCode } = await runCall(plugin, processCaller(), () =>
+    stdin ? checkStdinSize(stdin) : readStdin(),
+  );
   if (stdout) writeAll(1, stdout);
   process.exit(exitCode);
 }

@@ -15,10 +15,19 @@ export const DEFAULT_CNI_SOCKET = "/run/weft/cni.sock";
 export const SOCKET_VAR = "WEFT_CNI_SOCKET";
 
 /**
- * A request holds a CNI config (a few KiB, STDIN_LIMIT at most), the environment and a little more; a
- * line longer than this is refused without being read further.
+ * The most stdin a plugin accepts: STDIN_LIMIT of shared/cni/stdin.ts (a unit test keeps them equal;
+ * this module imports nothing). A client with more does not send it: the plugin then refuses it itself,
+ * in its own words.
  */
-export const MAX_REQUEST_BYTES = 5 * 1024 * 1024;
+export const MAX_STDIN_BYTES = 4 * 1024 * 1024;
+
+/**
+ * A request holds a CNI config (a few KiB, MAX_STDIN_BYTES at most, base64: 4/3 of it), the environment
+ * (the kernel caps a process's arguments and environment together at 2 MiB with the default 8 MiB
+ * stack) and a little more. A line longer than this is refused without being read further; a client
+ * whose request would be longer does the work itself.
+ */
+export const MAX_REQUEST_BYTES = 8 * 1024 * 1024;
 
 /** The calls a daemon may serve: the verbs that change or inspect a node. VERSION is answered locally. */
 export const SERVED_VERBS: readonly string[] = ["ADD", "DEL", "CHECK", "GC", "STATUS"];

@@ -31,10 +31,21 @@ export function readStdin(limit = STDIN_LIMIT, fd = 0): Buffer {
     }
     if (n === 0) break;
     total += n;
-    if (total > limit) {
-      throw new CniError(ErrorCode.IOFailure, `error reading from stdin: input exceeds ${limit} bytes`);
-    }
+    if (total > limit) throw tooLarge(limit);
     chunks.push(Buffer.from(buf.subarray(0, n)));
   }
   return Buffer.concat(chunks, total);
+}
+
+function tooLarge(limit: number): CniError {
+  return new CniError(ErrorCode.IOFailure, `error reading from stdin: input exceeds ${limit} bytes`);
+}
+
+/**
+ * stdin someone else already read (the thin client, before weftd declined the call), held to the same
+ * limit as readStdin: it read at most one byte more, so a larger input fails here with the same error.
+ */
+export function checkStdinSize(stdin: Buffer, limit = STDIN_LIMIT): Buffer {
+  if (stdin.length > limit) throw tooLarge(limit);
+  return stdin;
 }

@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -95,13 +95,13 @@ export interface CnitoolRun {
   json: Record<string, unknown> | undefined;
 }
 
-/** Runs `cnitool <verb> <netName> [netns]` and returns its output; never throws for a failed verb. */
-export function cnitool(
+/** The command line and environment of `cnitool <verb> <netName> [netns]` with options `o`. */
+function cnitoolCommand(
   verb: CnitoolVerb,
   netName: string,
   netns: string | undefined,
   o: CnitoolOptions,
-): CnitoolRun {
+): { file: string; args: string[]; env: Record<string, string> } {
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
     // From another namespace the caller names its node's daemon in o.env (PodPath does).
@@ -127,13 +127,43 @@ export function cnitool(
   if (o.capArgs) env.CAP_ARGS = JSON.stringify(o.capArgs);
   if (o.validAttachments) env.CNI_VALID_ATTACHMENTS = JSON.stringify(o.validAttachments);
   const argv = [verb, netName, ...(netns !== undefined ? [netns] : [])];
-  const r = o.clientNetns
-    ? spawnSync("nsenter", [`--net=${o.clientNetns}`, "--", cnitoolPath(), ...argv], {
-        env,
-        encoding: "utf8",
-      })
-    : spawnSync(cnitoolPath(), argv, { env, encoding: "utf8" });
-  return pluginRunOf(r);
+  return o.clientNetns
+    ? { file: "nsenter", args: [`--net=${o.clientNetns}`, "--", cnitoolPath(), ...argv], env }
+    : { file: cnitoolPath(), args: argv, env };
+}
+
+/** Runs `cnitool <verb> <netName> [netns]` and returns its output; never throws for a failed verb. */
+export function cnitool(
+  verb: CnitoolVerb,
+  netName: string,
+  netns: string | undefined,
+  o: CnitoolOptions,
+): CnitoolRun {
+  const { file, args, env } = cnitoolCommand(verb, netName, netns, o);
+  return pluginRunOf(spawnSync(file, args, { env, encoding: "utf8" }));
+}
+
+/** cnitool() without blocking this process: for calls that run side by side, or while a test acts. */
+export function cnitoolAsync(
+  verb: CnitoolVerb,
+  netName: string,
+  netns: string | undefined,
+  o: CnitoolOptions,
+): Promise<CnitoolRun> {
+  const { file, args, env } = cnitoolCommand(verb, netName, netns, o);
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(file, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding("utf8").on("data", (d: string) => {
+      stderr += d;
+    });
+    child.on("error", reject);
+    child.on("close", (status) => resolvePromise(pluginRunOf({ status, stdout, stderr })));
+  });
 }
 
 /** The container ID upstream cnitool derives from a netns path: "cnitool-" + hex(sha512(path)[:10]). */

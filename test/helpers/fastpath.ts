@@ -1,10 +1,12 @@
 /**
  * Running the plugin suites through weftd's resident fast path. With WEFT_TEST_FASTPATH=1 every plugin
  * a test executes (cnitool, go-cni, runPlugin) finds a weftd serving its network namespace: one
- * `weftd --cni-only` in the host namespace for the whole test process, and one per node namespace a
- * PodPath runs its pods from. WEFT_CNI_SOCKET_DEBUG makes a client that falls back to doing the work
- * itself say why on stderr, which the suites' stderr assertions then catch; at exit the process says how
- * many calls the daemons served and fails when they served none.
+ * `weftd --cni-only` in the host namespace for the whole test process, one per node namespace a
+ * PodPath runs its pods from, and one per namespace a test runs a plugin in directly (fastpathEnvIn).
+ * WEFT_CNI_SOCKET_DEBUG (set for the whole test process) makes every weft executable that does the work
+ * itself say why on stderr; the helpers count those lines (noteFallbacks), and at exit the process says
+ * how many calls the daemons served and fails when they served none or when a call fell back without
+ * the test opting it out (WEFT_CNI_SOCKET=off, with a comment saying why).
  * Without WEFT_TEST_FASTPATH the suites run the executables alone (the fallback path: no socket).
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -87,16 +89,60 @@ export function fastpathEnv(): Record<string, string> {
   return { WEFT_CNI_SOCKET: host.socket, WEFT_CNI_SOCKET_DEBUG: "1" };
 }
 
-/** The same for a node namespace: a daemon of its own, stopped with stopNodeDaemon(). */
+/** The same for a node namespace: a daemon of its own, stopped with its stop(). */
 export function nodeDaemon(netns: string): CniDaemon | undefined {
   return FASTPATH ? new CniDaemon(netns) : undefined;
 }
 
+const inNetns = new Map<string, CniDaemon>();
+
+/**
+ * The environment for a plugin a test runs inside the named namespace itself (`ip netns exec`): a
+ * daemon of that namespace's own, started on first use; stop it with stopDaemonIn() before deleting the
+ * namespace. Empty without WEFT_TEST_FASTPATH.
+ */
+export function fastpathEnvIn(netns: string): Record<string, string> {
+  if (!FASTPATH) return {};
+  let d = inNetns.get(netns);
+  if (!d) {
+    d = new CniDaemon(netns);
+    inNetns.set(netns, d);
+  }
+  return { WEFT_CNI_SOCKET: d.socket, WEFT_CNI_SOCKET_DEBUG: "1" };
+}
+
+export function stopDaemonIn(netns: string): void {
+  inNetns.get(netns)?.stop();
+  inNetns.delete(netns);
+}
+
+/** Why plugin calls were not served, by reason (the clients' WEFT_CNI_SOCKET_DEBUG lines). */
+const fellBack = new Map<string, number>();
+let optedOut = 0;
+
+/**
+ * Counts the calls of a finished run that did not go through a daemon (the "weft: ... not used: ..."
+ * lines WEFT_CNI_SOCKET_DEBUG prints). A test opts a call out with WEFT_CNI_SOCKET=off, and says why;
+ * any other reason fails the fast-path run at exit: a call the suite meant to serve ran in the client.
+ */
+export function noteFallbacks(stderr: string): void {
+  if (!FASTPATH) return;
+  for (const m of stderr.matchAll(/^weft: .* not used: (.*)$/gm)) {
+    const why = m[1]!;
+    if (/^WEFT_CNI_SOCKET=(off)?$/.test(why)) optedOut += 1;
+    else fellBack.set(why, (fellBack.get(why) ?? 0) + 1);
+  }
+}
+
 if (FASTPATH) {
+  // Every weft executable a test starts, from any namespace, says why when it does the work itself.
+  process.env.WEFT_CNI_SOCKET_DEBUG = "1";
   process.on("exit", () => {
     for (const d of [...running]) d.stop();
-    const line = `fast path: weftd served ${servedBefore} CNI calls\n`;
-    process.stderr.write(line);
-    if (servedBefore === 0) process.exitCode = 1;
+    const fallbacks = [...fellBack.values()].reduce((a, b) => a + b, 0);
+    let text = `fast path: weftd served ${servedBefore} CNI calls; ${optedOut} opted out (WEFT_CNI_SOCKET=off); ${fallbacks} fell back\n`;
+    for (const [why, n] of fellBack) text += `  ${n} x ${why}\n`;
+    process.stderr.write(text);
+    if (servedBefore === 0 || fallbacks > 0) process.exitCode = 1;
   });
 }

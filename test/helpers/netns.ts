@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { stopDaemonIn } from "./fastpath.js";
 import { uniqueName } from "./names.js";
 
 /** A pod for tests: a named network namespace, removed by `delete()`. */
@@ -29,6 +30,8 @@ export class TestNetns {
   }
 
   delete(): void {
+    // A fast-path daemon serving this namespace (WEFT_TEST_FASTPATH) goes with it.
+    stopDaemonIn(this.name);
     try {
       execFileSync("ip", ["netns", "del", this.name], { stdio: "ignore" });
     } catch {

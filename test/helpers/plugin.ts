@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { fastpathEnv } from "./fastpath.js";
+import { fastpathEnv, noteFallbacks } from "./fastpath.js";
 
 export interface PluginRun {
   status: number | null;
@@ -52,5 +52,6 @@ export function jsonOf(stdout: string): Record<string, unknown> | undefined {
 
 /** A finished process's exit status and output, stdout also as JSON. */
 export function pluginRunOf(r: { status: number | null; stdout: string; stderr: string }): PluginRun {
+  noteFallbacks(r.stderr ?? "");
   return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: jsonOf(r.stdout) };
 }

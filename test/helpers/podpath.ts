@@ -40,7 +40,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { formatCidr, networkOf, parseCidr } from "../../shared/net/ipaddr.js";
-import { type CnitoolOptions, type CnitoolRun, cnitool, repoRoot } from "./cnitool.js";
+import { type CnitoolOptions, type CnitoolRun, cnitool, cnitoolAsync, repoRoot } from "./cnitool.js";
 import { type CniDaemon, nodeDaemon } from "./fastpath.js";
 import type { GocniOptions } from "./gocni.js";
 import { uniqueName } from "./names.js";
@@ -166,6 +166,8 @@ export interface PodPathOptions {
    * (`dualStack`, `ipv6Only`, `mtu` and `ipMasq` do not apply then).
    */
   subnetFile?: string;
+  /** Variables every client call gets (e.g. WEFT_CNI_SOCKET of a weftd the test runs); a call's own `env` wins. */
+  clientEnv?: Record<string, string>;
 }
 
 export interface ConfList {
@@ -187,6 +189,8 @@ export interface PodCallOptions {
   args?: string;
   /** Overrides the netns path passed to libcni (e.g. a wrong path to inject a failure). */
   netnsPath?: string;
+  /** Variables for this call's client, over the PodPath's `clientEnv`. */
+  env?: Record<string, string>;
 }
 
 /** Free 10.N.0.0/16 (N in 100..250) with no route in this namespace overlapping it. */
@@ -291,6 +295,7 @@ export class PodPath {
     readonly cniPath: string,
     readonly sources: Record<string, string>,
     readonly node: TestNetns | undefined,
+    readonly clientEnv: Record<string, string>,
     readonly net: {
       network?: string;
       subnet?: string;
@@ -326,7 +331,7 @@ export class PodPath {
       flannel.ipam = { ...(flannel.ipam as object), dataDir: join(root, "ipam") };
       o.edit?.(list);
       mkdirSync(join(root, "net.d"));
-      const pp = new PodPath(root, list, delegates, dir, sources, o.node, net);
+      const pp = new PodPath(root, list, delegates, dir, sources, o.node, o.clientEnv ?? {}, net);
       pp.writeList();
       return pp;
     } catch (err) {
@@ -391,8 +396,12 @@ export class PodPath {
       cniPath: this.cniPath,
       cacheDir: this.cacheDir,
       ...(this.node ? { clientNetns: this.node.path } : {}),
-      ...(this.daemon ? { env: { WEFT_CNI_SOCKET: this.daemon.socket, WEFT_CNI_SOCKET_DEBUG: "1" } } : {}),
       ...extra,
+      env: {
+        ...(this.daemon ? { WEFT_CNI_SOCKET: this.daemon.socket, WEFT_CNI_SOCKET_DEBUG: "1" } : {}),
+        ...this.clientEnv,
+        ...extra.env,
+      },
     };
   }
 
@@ -420,18 +429,26 @@ export class PodPath {
     return this.sources[name]!;
   }
 
+  private callOptions(pod: Pod, o: PodCallOptions): CnitoolOptions {
+    return this.toolOptions({
+      containerId: pod.containerId,
+      ifname: pod.ifname,
+      ...(o.capArgs ? { capArgs: o.capArgs } : {}),
+      ...(o.args ? { args: o.args } : {}),
+      ...(o.env ? { env: o.env } : {}),
+    });
+  }
+
   private call(verb: "add" | "check" | "del", pod: Pod, o: PodCallOptions): CnitoolRun {
-    return cnitool(
-      verb,
-      this.netName,
-      o.netnsPath ?? pod.netns.path,
-      this.toolOptions({
-        containerId: pod.containerId,
-        ifname: pod.ifname,
-        ...(o.capArgs ? { capArgs: o.capArgs } : {}),
-        ...(o.args ? { args: o.args } : {}),
-      }),
-    );
+    return cnitool(verb, this.netName, o.netnsPath ?? pod.netns.path, this.callOptions(pod, o));
+  }
+
+  /** add/check/del without blocking this process (calls side by side, or while the test acts). */
+  async callAsync(verb: "add" | "check" | "del", pod: Pod, o: PodCallOptions = {}): Promise<CnitoolRun> {
+    if (verb === "add") this.added.add(pod);
+    const r = await cnitoolAsync(verb, this.netName, o.netnsPath ?? pod.netns.path, this.callOptions(pod, o));
+    if (verb === "del" && r.status === 0) this.added.delete(pod);
+    return r;
   }
 
   add(pod: Pod, o: PodCallOptions = {}): CnitoolRun {
@@ -503,18 +520,23 @@ export class PodPath {
     }
   }
 
+  /** DEL for every pod still added (ADD attempted, no successful DEL since). Never throws. */
+  delAdded(o: PodCallOptions = {}): void {
+    for (const pod of [...this.added]) {
+      try {
+        this.del(pod, o);
+      } catch {
+        // keep going
+      }
+    }
+  }
+
   /**
    * Deletes everything: DEL for pods still added, the netns, the bridge, the temp dirs. Never throws.
    * `del: false` skips the DELs, for a node whose namespace (bridge, veths, rules) is removed anyway.
    */
   cleanup(o: { del?: boolean } = {}): void {
-    for (const pod of o.del === false ? [] : this.added) {
-      try {
-        this.del(pod);
-      } catch {
-        // keep cleaning
-      }
-    }
+    if (o.del !== false) this.delAdded();
     for (const pod of this.pods) pod.netns.delete();
     this.nodeCniDaemon?.stop();
     try {

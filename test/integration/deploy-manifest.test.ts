@@ -15,7 +15,10 @@ import * as assert from "uvu/assert";
 import { DEFAULT_BIN_DIR, DEFAULT_CONF_DIR, parseInstallFlags } from "../../cli/install/flags.js";
 import { type Flags, parseArgs } from "../../daemon/flags.js";
 import { parseNetConf } from "../../daemon/net-conf.js";
+import { DEFAULT_DATA_DIR as FLANNEL_DATA_DIR } from "../../plugins/flannel/saved-config.js";
+import { DEFAULT_CNI_SOCKET } from "../../shared/cni/socket-protocol.js";
 import { DEFAULT_SUBNET_FILE } from "../../shared/flannel/subnet-env.js";
+import { DEFAULT_DATA_DIR as HOST_LOCAL_DATA_DIR } from "../../shared/ipam/config.js";
 import { repoRoot } from "../helpers/cnitool.js";
 import { weftBinDir } from "../helpers/podpath.js";
 import { loadYamlDocuments } from "../helpers/yaml.js";
@@ -24,6 +27,7 @@ interface Mount {
   name: string;
   mountPath: string;
   readOnly?: boolean;
+  mountPropagation?: string;
 }
 interface Probe {
   httpGet: { path: string; port: string | number };
@@ -79,6 +83,7 @@ const ds = one("DaemonSet");
 const pod = ds.spec!.template.spec;
 const init = pod.initContainers.find((c) => c.name === "install-cni")!;
 const weftd = pod.containers.find((c) => c.name === "weftd")!;
+const cni = pod.containers.find((c) => c.name === "cni")!;
 const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
 
 /** What the image installs: COPY destinations and the `ln` names of deploy/Dockerfile. */
@@ -160,7 +165,7 @@ s("every mount names a volume, and every volume is mounted", () => {
 });
 
 s("both containers run the image the Dockerfile builds, tagged with the package version", () => {
-  for (const c of [init, weftd]) assert.is(c.image, `weft:${version}`, c.name);
+  for (const c of [init, weftd, cni]) assert.is(c.image, `weft:${version}`, c.name);
   assert.match(dockerfile, `docker build -f deploy/Dockerfile -t weft:${version} .`);
 });
 
@@ -215,10 +220,10 @@ s("the ConfigMap's net-conf.json passes weftd's checks", async () => {
   assert.ok(config.network, "an IPv4 network");
 });
 
-/** weftd's settings from the container's args, through weftd's own parser, with no environment. */
-function weftdFlags(): Flags {
-  const parsed = parseArgs(weftd.args ?? [], {});
-  if (parsed.action !== "run") throw new Error(`weftd's args ask for ${parsed.action}`);
+/** weftd's settings from a container's args, through weftd's own parser, with no environment. */
+function weftdFlags(c: Container = weftd): Flags {
+  const parsed = parseArgs(c.args ?? [], {});
+  if (parsed.action !== "run") throw new Error(`${c.name}'s args ask for ${parsed.action}`);
   assert.equal(parsed.warnings, [], "no flag is ignored");
   return parsed.flags;
 }
@@ -265,9 +270,59 @@ s("the probes ask weftd's health server: /healthz for liveness, /readyz for read
   assert.is(port(weftd.readinessProbe!), flags.healthzPort);
 });
 
-s("weftd is not privileged: NET_ADMIN and NET_RAW only", () => {
-  assert.is(weftd.securityContext?.privileged, false);
-  assert.equal(weftd.securityContext?.capabilities?.add?.sort(), ["NET_ADMIN", "NET_RAW"]);
+s(
+  "weftd is not privileged: NET_ADMIN and NET_RAW only; it leaves the plugins' calls to the cni container",
+  () => {
+    assert.is(weftd.securityContext?.privileged, false);
+    assert.equal(weftd.securityContext?.capabilities?.add?.sort(), ["NET_ADMIN", "NET_RAW"]);
+    // Without CAP_SYS_ADMIN and a writable /proc/sys it could not serve them (daemon/cni-server.ts
+    // cannotServe); told not to, it does not warn so at every start.
+    assert.is(weftdFlags().cniSocket, "", "--cni-socket= (off)");
+  },
+);
+
+s("the cni container is weftd --cni-only on the socket the plugins look for, with probes of its own", () => {
+  assert.ok(cni, "a container named cni");
+  assert.equal(cni.command, weftd.command, "weftd through iptables-mode, as the main container");
+  assert.is(cni.image, weftd.image);
+  const flags = weftdFlags(cni);
+  assert.ok(flags.cniOnly, "--cni-only: no lease, routes or rules (the weftd container has them)");
+  // The plugins' default: they find it with no WEFT_CNI_SOCKET in the runtime's environment.
+  assert.is(flags.cniSocket, DEFAULT_CNI_SOCKET);
+  const { mount, volume } = volumeOf(cni, dirname(flags.cniSocket));
+  assert.is(hostPathOf(cni, flags.cniSocket), DEFAULT_CNI_SOCKET, "the socket is on the node");
+  assert.is(volume.hostPath?.type, "DirectoryOrCreate", "the directory is made on a fresh node");
+  assert.not.ok(mount.readOnly);
+  assert.is(hostPathOf(cni, flags.subnetFile), DEFAULT_SUBNET_FILE, "/metrics' pod subnet");
+  // Host network: its health port must not be weftd's.
+  assert.ok(flags.healthzPort > 0 && flags.healthzPort !== weftdFlags().healthzPort);
+  const port = (p: Probe) => cni.ports?.find((x) => x.name === p.httpGet.port)?.containerPort;
+  assert.is(cni.livenessProbe?.httpGet.path, "/healthz");
+  assert.is(cni.readinessProbe?.httpGet.path, "/readyz");
+  assert.is(port(cni.livenessProbe!), flags.healthzPort);
+  assert.is(port(cni.readinessProbe!), flags.healthzPort);
 });
+
+s(
+  "the cni container can do what the plugins do: privileged, every host path a call touches at its own path",
+  () => {
+    // setns into pod namespaces and /proc/sys writes (daemon/cni-server.ts cannotServe).
+    assert.is(cni.securityContext?.privileged, true);
+    // The pods' namespaces, created after the container started, reach it: HostToContainer.
+    const netns = volumeOf(cni, "/var/run/netns/cni-0123");
+    assert.is(hostPathOf(cni, "/var/run/netns/cni-0123"), "/var/run/netns/cni-0123");
+    assert.is(netns.mount.mountPropagation, "HostToContainer");
+    // flannel's saved configs and host-local's reservations: the plugins' default data dirs, writable.
+    for (const dir of [FLANNEL_DATA_DIR, HOST_LOCAL_DATA_DIR]) {
+      assert.is(hostPathOf(cni, dir), dir);
+      assert.not.ok(volumeOf(cni, dir).mount.readOnly, `${dir} is writable`);
+    }
+    // CNI_PATH: where the init container installs the plugins, which flannel's delegate is found in
+    // (weftd declines a call whose executable it does not see there).
+    const installed = hostPathOf(init, parseInstallFlags(init.args ?? []).binDir);
+    assert.is(hostPathOf(cni, installed), installed);
+    assert.is(hostPathOf(cni, "/run/xtables.lock"), "/run/xtables.lock");
+  },
+);
 
 s.run();

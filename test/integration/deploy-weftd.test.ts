@@ -3,12 +3,17 @@
  *  - weftd needs no privileged container: two nodes run the packaged weftd with the capabilities of a
  *    runtime's default set plus NET_ADMIN and NET_RAW only (the bounding set, so its ip/iptables children
  *    have no more) and /proc/sys read-only, as a non-privileged container sees them; both get ready, route
- *    to each other over vxlan and install their iptables chains.
+ *    to each other over vxlan and install their iptables chains. Such a weftd cannot do what the plugins
+ *    do (enter a pod's namespace, write /proc/sys): asked to serve CNI calls, it declines to, and a pod
+ *    still starts through the plugins themselves. Its mounts are slave, as a container's hostPath
+ *    mounts with HostToContainer propagation: it sees pod namespaces created after its start.
+ *  - the manifest's cni container, `weftd --cni-only` privileged with slave mounts, serves a node's pods
+ *    (ADD and DEL with a hostPort) next to that weftd, and /metrics counts the calls.
  *  - deploy/iptables-mode.sh picks the iptables variant the node uses (--print: the choice, no change);
  *    the switch itself (update-alternatives in the image) is not run here: it would change this host.
  */
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "uvu";
@@ -16,6 +21,7 @@ import * as assert from "uvu/assert";
 import { packagedWeftd } from "../helpers/cluster.js";
 import { repoRoot } from "../helpers/cnitool.js";
 import { assertRoot, TestNetns } from "../helpers/netns.js";
+import { PodPath } from "../helpers/podpath.js";
 import { Underlay } from "../helpers/underlay.js";
 import { until, Weftd } from "../helpers/weftd.js";
 
@@ -41,9 +47,12 @@ const CAP_SYS_ADMIN = 21n;
 const CAP_NET_ADMIN = 12n;
 const HEALTH = 9100;
 
-/** Runs its arguments as a non-privileged container would: own mounts, /proc/sys read-only, few caps. */
+/**
+ * Runs its arguments as a non-privileged container would: own mounts (receiving the host's, as
+ * HostToContainer), /proc/sys read-only, few caps.
+ */
 const WRAPPER = `#!/bin/sh
-exec unshare --mount sh -c '
+exec unshare --mount --propagation slave sh -c '
   mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys &&
   exec setpriv --bounding-set -all,${CONTAINER_CAPS.map((c) => `+${c}`).join(",")} --inh-caps -all "$@"
 ' sh "$@"
@@ -138,6 +147,92 @@ c("two nodes get ready, route to each other over vxlan and install their chains"
     assert.match(n.netns.exec(["iptables-save", "-t", "filter"]), "-A FLANNEL-FWD");
   }
 });
+
+c(
+  "a weftd lacking what the plugins need (CAP_SYS_ADMIN, a writable /proc/sys) does not serve CNI calls: pods still start",
+  async (ctx) => {
+    // Node A's weftd was asked to serve (--cni-socket) with a non-privileged container's capabilities.
+    const node = ctx.underlay.nodes[0]!;
+    const dir = join(ctx.dir, node.netns.name);
+    const sock = join(dir, "cni.sock");
+    const pp = await PodPath.create({
+      node: node.netns,
+      subnetFile: join(dir, "subnet.env"),
+      delegates: "weft",
+      clientEnv: { WEFT_CNI_SOCKET: sock, WEFT_CNI_SOCKET_DEBUG: "1" },
+    });
+    try {
+      const pod = pp.pod("wdpa");
+      const r = pp.add(pod, {
+        capArgs: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: "tcp" }] },
+      });
+      assert.is(r.status, 0, r.stdout + r.stderr);
+      assert.match(r.stderr, /not used: no such socket/, r.stderr + ctx.daemons[0]!.log());
+      assert.match(ctx.daemons[0]!.log(), /Not serving CNI calls on \S+cni\.sock: .*CAP_SYS_ADMIN/);
+      assert.not.ok(existsSync(sock));
+      assert.is(pp.del(pod).status, 0);
+    } finally {
+      pp.cleanup();
+    }
+  },
+);
+
+c(
+  "the manifest's cni container (weftd --cni-only, privileged, slave mounts) serves the pods of a node",
+  async (ctx) => {
+    const node = ctx.underlay.nodes[1]!;
+    const dir = join(ctx.dir, node.netns.name);
+    const sock = join(dir, "run-weft", "cni.sock");
+    // All capabilities and /proc/sys writable, as privileged; mounts of its own receiving the host's.
+    const cni = new Weftd({
+      node,
+      exe: "unshare",
+      args: [
+        "--mount",
+        "--propagation",
+        "slave",
+        packagedWeftd(),
+        "--cni-only",
+        `--cni-socket=${sock}`,
+        `--subnet-file=${join(dir, "subnet.env")}`,
+        "--healthz-ip=127.0.0.1",
+        `--healthz-port=${HEALTH + 1}`,
+      ],
+      logFile: join(dir, "cni.log"),
+      env: { WEFT_LOG_STDERR_LEVEL: "debug" },
+    });
+    ctx.daemons.push(cni);
+    await until(
+      "the cni container serves",
+      () => cni.code !== undefined || /Serving CNI calls on/.test(cni.log()),
+    );
+    assert.is(cni.code, undefined, cni.log());
+    const pp = await PodPath.create({
+      node: node.netns,
+      subnetFile: join(dir, "subnet.env"),
+      delegates: "weft",
+      clientEnv: { WEFT_CNI_SOCKET: sock, WEFT_CNI_SOCKET_DEBUG: "1" },
+    });
+    try {
+      const pod = pp.pod("wdpb");
+      const capArgs = { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: "tcp" }] };
+      const r = pp.add(pod, { capArgs });
+      assert.is(r.status, 0, r.stdout + r.stderr);
+      assert.not.match(r.stderr, /not used/, "served");
+      const ip = ((r.json?.ips ?? []) as Array<{ address: string }>)[0]!.address;
+      assert.ok(ip.startsWith(pp.net.subnet!.replace(/0\/24$/, "")), `${ip} in the node's ${pp.net.subnet}`);
+      assert.is((cni.log().match(/served a CNI call/g) ?? []).length, 2);
+      const metrics = cni.http("127.0.0.1", HEALTH + 1, "/metrics");
+      assert.match(metrics.body, 'weftd_cni_calls_total{plugin="flannel",verb="ADD"} 1');
+      const del = pp.del(pod, { capArgs });
+      assert.is(del.status, 0, del.stdout + del.stderr);
+      assert.not.match(del.stderr, /not used/, "served");
+      assert.equal(pp.reservations(), []);
+    } finally {
+      pp.cleanup();
+    }
+  },
+);
 
 c.run();
 

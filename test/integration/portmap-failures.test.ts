@@ -11,8 +11,9 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { dnatChainName } from "../../plugins/portmap/chains.js";
+import { fastpathEnvIn } from "../helpers/fastpath.js";
 import { assertRoot, TestNetns } from "../helpers/netns.js";
-import { jsonOf, type PluginRun } from "../helpers/plugin.js";
+import { type PluginRun, pluginRunOf } from "../helpers/plugin.js";
 import { installWeft, REFERENCE_DIR } from "../helpers/podpath.js";
 
 assertRoot();
@@ -32,6 +33,7 @@ function portmapIn(
 ): PluginRun {
   const env = {
     ...(process.env as Record<string, string>),
+    ...fastpathEnvIn(ns.name),
     CNI_COMMAND: command,
     CNI_CONTAINERID: containerId,
     CNI_NETNS: ns.path,
@@ -45,7 +47,7 @@ function portmapIn(
     encoding: "utf8",
     timeout: 30_000,
   });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: jsonOf(r.stdout) };
+  return pluginRunOf(r);
 }
 
 function assertCniError(r: PluginRun, code: number, msg: RegExp): void {

@@ -41,9 +41,11 @@ function brokenPath(tools: string[]): string {
 function status(backend: string | undefined, path?: string) {
   const conf: Record<string, unknown> = { cniVersion: "1.1.0", name: uniqueName("pmst"), type: "portmap" };
   if (backend) conf.backend = backend;
+  // A broken PATH is not sent through weftd (WEFT_CNI_SOCKET=off): a served call runs the tools weftd
+  // finds on its own PATH, not the client's.
   return runPlugin(
     join(bin, "portmap"),
-    { command: "STATUS", path: bin, extraEnv: path ? { PATH: path } : {} },
+    { command: "STATUS", path: bin, extraEnv: path ? { PATH: path, WEFT_CNI_SOCKET: "off" } : {} },
     conf,
   );
 }

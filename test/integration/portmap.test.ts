@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { dnatChainName } from "../../plugins/portmap/chains.js";
+import { fastpathEnvIn, noteFallbacks } from "../helpers/fastpath.js";
 import {
   eventually,
   natLinesOf,
@@ -424,6 +425,7 @@ function portmapIn(
   return new Promise((done) => {
     const env = {
       ...(process.env as Record<string, string>),
+      ...fastpathEnvIn(ns.name),
       ...extraEnv,
       CNI_COMMAND: command,
       CNI_CONTAINERID: containerId,
@@ -440,7 +442,10 @@ function portmapIn(
     p.stderr.on("data", (d) => {
       out += d;
     });
-    p.on("close", (status) => done({ status, out }));
+    p.on("close", (status) => {
+      noteFallbacks(out);
+      done({ status, out });
+    });
     p.stdin.end(JSON.stringify(conf));
   });
 }
@@ -523,7 +528,9 @@ race(
           },
         );
       }
-      const env = { PATH: `${join(dir, "shim")}:${process.env.PATH}` };
+      // Not through weftd (WEFT_CNI_SOCKET=off): a served call runs the tools weftd finds on its own
+      // PATH, not this shim on the client's.
+      const env = { PATH: `${join(dir, "shim")}:${process.env.PATH}`, WEFT_CNI_SOCKET: "off" };
       const calls = () => {
         const text = existsSync(log) ? readFileSync(log, "utf8") : "";
         rmSync(log, { force: true });

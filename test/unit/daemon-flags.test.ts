@@ -1,6 +1,9 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { FlagError, type Flags, parseArgs, parseDuration, usage } from "../../daemon/flags.js";
+import { repoRoot } from "../helpers/cnitool.js";
 
 function flags(argv: string[], env: Record<string, string> = {}): Flags {
   const r = parseArgs(argv, env);
@@ -271,6 +274,17 @@ test("--help and --version; --help documents every supported flag and the enviro
     assert.match(text, new RegExp(`--${name}[=, \\n]`), name);
   assert.match(text, /FLANNELD_<FLAG>/);
   assert.match(text, /\(default \/run\/flannel\/subnet\.env\)/);
+});
+
+test("the README's weftd flag table has every flag --help lists", () => {
+  const readme = readFileSync(join(repoRoot(), "README.md"), "utf8");
+  const at = readme.indexOf("### weftd");
+  const table = readme.slice(at, readme.indexOf("\n## ", at));
+  const listed = [...usage().matchAll(/^ {2}(--.*)$/gm)].flatMap((m) =>
+    m[1]!.split(", ").map((f) => f.replace(/=.*$/, "")),
+  );
+  assert.ok(listed.includes("--cni-socket") && listed.includes("--cni-only"), listed.join(" "));
+  for (const flag of listed) assert.ok(table.includes(`\`${flag}\``), `${flag} is in the README's table`);
 });
 
 test.run();
