@@ -129,11 +129,12 @@ function precompiledValidators(scratch) {
 }
 
 /**
- * The executable is two scripts (cli/rest-loader.ts). The SEA's main script: the thin client (cli/entry.ts)
- * and the loader of the rest; a call weftd serves evaluates nothing else. The rest (the validators
- * registered, then the multi-call dispatcher) is the SEA asset weft.cjs, compiled only when the call stays
- * in this process. Its import of cli/thin-client.ts is the main script's module (clientAsExternal), so the
- * stdin the client read is handed on.
+ * The executable is three scripts (cli/rest-loader.ts). The SEA's main script: the thin client
+ * (cli/entry.ts) and the loader; a call weftd serves evaluates nothing else. The SEA asset plugins.cjs
+ * (the validators registered, then cli/plugin-entry.ts) for a plugin call that stays in this process, and
+ * weft.cjs (the validators, then the multi-call dispatcher) for weftd and the admin commands. Their import
+ * of cli/thin-client.ts is the main script's module (clientAsExternal), so the stdin the client read is
+ * handed on.
  */
 function entryModules(scratch, register) {
   const q = JSON.stringify;
@@ -146,24 +147,48 @@ function entryModules(scratch, register) {
       `import { loadRestFromSea } from ${cli("rest-loader.ts")};\n` +
       `start(async () => loadRestFromSea(require, client));\n`,
   );
-  const rest = join(scratch, "rest.ts");
-  writeFileSync(rest, `import ${q(register)};\nimport ${cli("multicall.ts")};\n`);
-  // What scripts/train-code-cache.mjs runs as each plugin: the rest compiled with the cache so far, the
-  // cache written back at exit (or, WEFT_TRAIN_COMPILE_ONLY, written without running anything).
+  const plugins = join(scratch, "plugins.ts");
+  writeFileSync(plugins, `import ${q(register)};\nimport ${cli("plugin-entry.ts")};\n`);
+  const weft = join(scratch, "weft.ts");
+  writeFileSync(weft, `import ${q(register)};\nimport ${cli("multicall.ts")};\n`);
+  // What scripts/train-code-cache.mjs runs as each plugin: a script compiled with the cache so far, the
+  // cache written back at exit (or, WEFT_TRAIN_COMPILE_ONLY, written without running anything). The
+  // script's filename is its asset's name, as in the executable.
   const train = join(scratch, "train.ts");
   writeFileSync(
     train,
     `import { existsSync, readFileSync, writeFileSync } from "node:fs";\n` +
+      `import { basename } from "node:path";\n` +
       `import * as client from ${cli("thin-client.ts")};\n` +
       `import { compileRest, runRest } from ${cli("rest-loader.ts")};\n` +
       `const env = process.env;\n` +
+      `const bundle = env.WEFT_TRAIN_BUNDLE ?? "";\n` +
       `const input = env.WEFT_TRAIN_CACHE_IN;\n` +
-      `const script = compileRest(readFileSync(env.WEFT_TRAIN_BUNDLE ?? "", "utf8"), input && existsSync(input) ? readFileSync(input) : undefined);\n` +
+      `const script = compileRest(readFileSync(bundle, "latin1"), basename(bundle), input && existsSync(input) ? readFileSync(input) : undefined);\n` +
       `const save = () => writeFileSync(env.WEFT_TRAIN_CACHE_OUT ?? "", script.createCachedData());\n` +
       `if (env.WEFT_TRAIN_COMPILE_ONLY) save();\n` +
-      `else { process.on("exit", save); runRest(script, require, client); }\n`,
+      `else { process.on("exit", save); runRest(script, basename(bundle), require, client); }\n`,
   );
-  return { main, rest, train };
+  return { main, plugins, weft, train };
+}
+
+/**
+ * The plugins' script validates only with the validators made at build time (gen-validators covers every
+ * plugin's schema and the netconf schema), so validate.ts's fallback to compiling with ajv is left out of
+ * it: ~200 KiB less to read and a smaller code cache on every local plugin call.
+ */
+function withoutAjv() {
+  return {
+    name: "weft-without-ajv",
+    setup(build) {
+      build.onResolve({ filter: /^ajv$/ }, () => ({ path: "ajv", namespace: "weft-without-ajv" }));
+      build.onLoad({ filter: /.*/, namespace: "weft-without-ajv" }, () => ({
+        contents:
+          'throw new Error("a schema without a validator made at build time (scripts/gen-validators.mjs)");',
+        loader: "js",
+      }));
+    },
+  };
 }
 
 /** In the rest's bundle, cli/thin-client.ts is the main script's instance, imported by this name. */
@@ -370,13 +395,18 @@ function verify(exe, expectVersion, pkgLines, codeCache) {
     );
   }
   const v = spawnSync(exe, ["--version"], {
-    env: { PATH: "/usr/bin:/bin", WEFT_MULTICALL_NAME: "weft" },
+    env: {
+      PATH: "/usr/bin:/bin",
+      WEFT_MULTICALL_NAME: "weft",
+      ...(codeCache ? { WEFT_CODE_CACHE_CHECK: "1" } : {}),
+    },
     encoding: "utf8",
     timeout: 10_000,
   });
   if (!v.stdout.includes(expectVersion)) {
     fail(`the packaged executable reports ${JSON.stringify(v.stdout.trim())}, not ${expectVersion}`);
   }
+  if (v.stderr.trim() !== "") fail("the packaged executable writes to stderr on --version", v.stderr);
   // A code cache rejected at run time (blob made by another Node) only shows as a warning on stderr.
   if (r.stderr.trim() !== "") fail("the packaged executable writes to stderr on VERSION", r.stderr);
 }
@@ -400,14 +430,24 @@ function inputsHash(bundlePaths, scratch, nodeVersion, codeCache) {
   return h.digest("hex");
 }
 
+/** V8's code cache of what it compiles of `bundle` before running anything (as the SEA's own). */
+function compiledCache(bundle, trainPath, node, out) {
+  const c = spawnSync(node, [trainPath], {
+    encoding: "utf8",
+    env: { WEFT_TRAIN_COMPILE_ONLY: "1", WEFT_TRAIN_BUNDLE: bundle, WEFT_TRAIN_CACHE_OUT: out },
+  });
+  if (c.status !== 0 || !existsSync(out))
+    fail(`cannot make the code cache of ${bundle}`, `${c.stdout}${c.stderr}`);
+  return { path: out, how: "compile-only" };
+}
+
 /**
- * V8's code cache of the rest's bundle (cli/rest-loader.ts): trained on real plugin calls in a sandbox
- * (scripts/train-code-cache.mjs), or, where no sandbox can be made (no root and no user namespaces), what
- * V8 compiles before running anything (as the SEA's own code cache). Both made by the runtime that is
- * embedded, so V8 takes them. Returns the file and how it was made.
+ * The code caches (cli/rest-loader.ts), each made by the runtime that is embedded so V8 takes them:
+ * plugins.cjs's trained on real plugin calls in a sandbox (scripts/train-code-cache.mjs), or, where no
+ * sandbox can be made (no root and no user namespaces), compile-only; weft.cjs's compile-only.
  */
-function codeCacheOf(restPath, trainPath, node, scratch) {
-  const out = join(scratch, "weft.cache");
+function codeCaches(pluginsPath, weftPath, trainPath, node, scratch) {
+  const out = join(scratch, "plugins.cache");
   const r = spawnSync(
     node,
     [
@@ -415,7 +455,7 @@ function codeCacheOf(restPath, trainPath, node, scratch) {
       "--entry",
       trainPath,
       "--bundle",
-      restPath,
+      pluginsPath,
       "--out",
       out,
       "--work",
@@ -427,19 +467,17 @@ function codeCacheOf(restPath, trainPath, node, scratch) {
       timeout: 300_000,
     },
   );
+  let plugins;
   if (r.status === 0 && existsSync(out)) {
-    return { path: out, how: `trained: ${r.stderr.trim().replace(/^train-code-cache: /, "")}` };
+    plugins = { path: out, how: `trained: ${r.stderr.trim().replace(/^train-code-cache: /, "")}` };
+  } else {
+    process.stderr.write(
+      `build: no sandbox to train the plugins' code cache in, so it holds only what V8 compiles up front ` +
+        `(${(r.stderr || r.error?.message || "").trim().split("\n").at(-1)})\n`,
+    );
+    plugins = compiledCache(pluginsPath, trainPath, node, out);
   }
-  process.stderr.write(
-    `build: no sandbox to train the code cache in, so it holds only what V8 compiles up front ` +
-      `(${(r.stderr || r.error?.message || "").trim().split("\n").at(-1)})\n`,
-  );
-  const c = spawnSync(node, [trainPath], {
-    encoding: "utf8",
-    env: { WEFT_TRAIN_COMPILE_ONLY: "1", WEFT_TRAIN_BUNDLE: restPath, WEFT_TRAIN_CACHE_OUT: out },
-  });
-  if (c.status !== 0 || !existsSync(out)) fail("cannot make the code cache", `${c.stdout}${c.stderr}`);
-  return { path: out, how: "compile-only" };
+  return { plugins, weft: compiledCache(weftPath, trainPath, node, join(scratch, "weft.cache")) };
 }
 
 /** True when `<out>` holds the executable these inputs make, with every name linked to it. */
@@ -514,18 +552,18 @@ async function main() {
     };
     const entries = entryModules(scratch, precompiledValidators(scratch));
     const mainPath = join(scratch, "main.cjs");
-    const restPath = join(scratch, "weft.cjs");
+    const pluginsPath = join(scratch, "plugins.cjs");
+    const weftPath = join(scratch, "weft.cjs");
     const trainPath = join(scratch, "train.cjs");
-    const mainBytes = await bundle(entries.main, mainPath, define, minify);
-    const restBytes = await bundle(entries.rest, restPath, define, minify, [
-      etcdProtoPlugin(),
-      clientAsExternal(),
-    ]);
-    asciiOnly(restPath);
+    const assetPlugins = [etcdProtoPlugin(), clientAsExternal()];
+    await bundle(entries.main, mainPath, define, minify);
+    await bundle(entries.plugins, pluginsPath, define, minify, [...assetPlugins, withoutAjv()]);
+    await bundle(entries.weft, weftPath, define, minify, assetPlugins);
+    for (const p of [pluginsPath, weftPath]) asciiOnly(p);
     await bundle(entries.train, trainPath, define, false, []);
     const secs = (ns) => (Number(ns) / 1e9).toFixed(1);
     const shown = relative(process.cwd(), join(out, EXECUTABLE)) || EXECUTABLE;
-    const hash = inputsHash([mainPath, restPath], scratch, version, codeCache);
+    const hash = inputsHash([mainPath, pluginsPath, weftPath], scratch, version, codeCache);
     if (!force && upToDate(out, hash)) {
       process.stdout.write(
         `up to date: ${shown} (+ ${LINKS.join(", ")}): weft ${pkg.version} ${commit}, ` +
@@ -534,11 +572,15 @@ async function main() {
       return;
     }
     rmSync(join(out, STAMP), { force: true });
-    const cache = codeCache ? codeCacheOf(restPath, trainPath, node, scratch) : undefined;
+    const caches = codeCache ? codeCaches(pluginsPath, weftPath, trainPath, node, scratch) : undefined;
     const t1 = process.hrtime.bigint();
     const pkgLines = await packageSea({
       bundlePath: mainPath,
-      assets: { "weft.cjs": restPath, ...(cache ? { "weft.cache": cache.path } : {}) },
+      assets: {
+        "plugins.cjs": pluginsPath,
+        "weft.cjs": weftPath,
+        ...(caches ? { "plugins.cache": caches.plugins.path, "weft.cache": caches.weft.path } : {}),
+      },
       output: tmpExe,
       node,
       version,
@@ -552,11 +594,13 @@ async function main() {
     writeStamp(out, hash);
     const now = process.hrtime.bigint();
     const exeMb = (statSync(join(out, EXECUTABLE)).size / 2 ** 20).toFixed(0);
+    const kib = (p) => (statSync(p).size / 1024).toFixed(0);
     process.stdout.write(
       `built ${shown} (+ ${LINKS.join(", ")}): ` +
         `weft ${pkg.version} ${commit}, node ${version} SEA, ` +
-        `main ${(mainBytes / 1024).toFixed(0)} KiB + rest ${(restBytes / 1024).toFixed(0)} KiB, ` +
-        `code cache ${cache ? `${(statSync(cache.path).size / 1024).toFixed(0)} KiB ${cache.how}` : "off"}, ${exeMb} MiB, ` +
+        `main ${kib(mainPath)} + plugins ${kib(pluginsPath)} + weft ${kib(weftPath)} KiB, ` +
+        `code caches ${caches ? `${kib(caches.plugins.path)} KiB (plugins, ${caches.plugins.how}) + ${kib(caches.weft.path)} KiB` : "off"}, ` +
+        `${exeMb} MiB, ` +
         `${secs(now - started)}s (pkg ${secs(now - t1)}s)\n`,
     );
   } finally {
