@@ -253,20 +253,19 @@ function errorReply(msg: string, code: number = ErrorCode.Internal): CallReply {
 const HOST_LOCAL_DATA_DIR = "/var/lib/cni/networks";
 
 /**
- * The `<dataDir>/<network>` a config's host-local addresses live in: flannel's list (its delegate's
- * ipam, else host-local's default) or a bridge/host-local config with host-local ipam. A glance at the
- * JSON for /metrics only; the plugin itself decodes the config.
+ * The `<dataDir>/<network>` a config's host-local addresses live in: flannel's list (flannel's own `ipam`,
+ * which it hands to its delegate, host-local unless it names another type) or a bridge/host-local config
+ * with host-local ipam. A glance at the JSON for /metrics only; the plugin itself decodes the config.
  */
-function ipamDirOf(stdin: Buffer): string | undefined {
+export function ipamDirOf(stdin: Buffer): string | undefined {
   try {
     const c = JSON.parse(stdin.toString("utf8")) as {
       name?: unknown;
       type?: unknown;
       ipam?: { type?: unknown; dataDir?: unknown };
-      delegate?: { ipam?: { dataDir?: unknown } };
     };
     if (typeof c.name !== "string" || c.name === "") return undefined;
-    const ipam = c.type === "flannel" ? { type: "host-local", ...c.delegate?.ipam } : c.ipam;
+    const ipam = c.type === "flannel" ? { type: "host-local", ...c.ipam } : c.ipam;
     if (ipam?.type !== "host-local") return undefined;
     const dir = typeof ipam.dataDir === "string" && ipam.dataDir !== "" ? ipam.dataDir : HOST_LOCAL_DATA_DIR;
     return `${dir}/${c.name}`;
