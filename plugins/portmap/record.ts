@@ -43,7 +43,8 @@ export function recordPath(key: AttachmentKey, dir = RECORD_DIR): string {
   return join(dir, key.network, `${key.containerId}:${key.ifname}`);
 }
 
-function ownNetns(): number | undefined {
+/** The inode of this process's network namespace (the nat tables a record speaks of). */
+export function ownNetns(): number | undefined {
   try {
     return statSync("/proc/self/ns/net").ino;
   } catch {
@@ -139,4 +140,39 @@ export function removeStaleRecords(
     removed += 1;
   }
   return removed;
+}
+
+/**
+ * The records of `network` written in the network namespace `netns` (default: this process's), as paths:
+ * what `weft uninstall --purge` removes with the rules, and tests clean up after a node namespace.
+ */
+export function recordsOf(network: string, netns = ownNetns(), dir = RECORD_DIR): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(join(dir, network));
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const name of names) {
+    if (name.startsWith(".")) continue;
+    const path = join(dir, network, name);
+    try {
+      const doc = JSON.parse(readFileSync(path, "utf8")) as Partial<RecordDoc>;
+      if (doc.network === network && doc.netns === netns) out.push(path);
+    } catch {
+      // not a record, or gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Removes these records of `network` (recordsOf), and its directory once empty. */
+export function removeRecordFiles(network: string, files: string[], dir = RECORD_DIR): void {
+  for (const f of files) rmSync(f, { force: true });
+  try {
+    rmdirSync(join(dir, network));
+  } catch {
+    // other namespaces' records are there, or it is gone
+  }
 }

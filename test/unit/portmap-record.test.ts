@@ -19,6 +19,7 @@ import {
   readRecord,
   recordPath,
   recordRules,
+  recordsOf,
   removeRecord,
   removeStaleRecords,
   writeRecord,
@@ -105,6 +106,21 @@ t("recordRules replaces 'none'; when it cannot write, it fails only if a 'none' 
     if (asRoot) execFileSync("umount", [netDir]);
     else chmodSync(netDir, 0o700);
   }
+});
+
+t("recordsOf: a network's records written in one network namespace (purge, test cleanup)", () => {
+  const dir = fresh();
+  const a = { ...key, containerId: "a" };
+  const b = { ...key, containerId: "b" };
+  writeRecord(a, "none", dir);
+  writeRecord(b, "rules", dir);
+  writeRecord({ ...key, network: "other" }, "none", dir);
+  const pathB = recordPath(b, dir);
+  const doc = JSON.parse(readFileSync(pathB, "utf8")) as { netns: number };
+  writeFileSync(pathB, JSON.stringify({ ...doc, netns: doc.netns + 1 }));
+  assert.equal(recordsOf("cbr0", doc.netns, dir), [recordPath(a, dir)]);
+  assert.equal(recordsOf("cbr0", doc.netns + 1, dir), [pathB]);
+  assert.equal(recordsOf("nothing", doc.netns, dir), []);
 });
 
 t("GC removes the records of a network's attachments that are not valid, only those", () => {
