@@ -2,8 +2,9 @@ import { forwardToDaemon } from "./thin-client.js";
 
 /**
  * The executable's first code: a plugin call goes to weftd when one serves this node (thin-client.ts);
- * only otherwise is the rest of the bundle (`loadRest`: the validators and the multi-call dispatcher)
- * evaluated. The build makes this the bundle's entry (scripts/build.mjs).
+ * only otherwise is the rest of weft (`loadRest`: the validators and the multi-call dispatcher) compiled
+ * and evaluated. The build makes this the SEA's main script and the rest an asset (scripts/build.mjs,
+ * rest-loader.ts).
  */
 export function start(loadRest: () => Promise<unknown>): void {
   forwardToDaemon().then(

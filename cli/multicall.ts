@@ -1,5 +1,4 @@
-import { basename } from "node:path";
-import { PLUGINS, runBuiltinPlugin } from "./plugins.js";
+import { invokedName, PLUGINS, runBuiltinPlugin } from "./plugins.js";
 import { takeForwardedStdin } from "./thin-client.js";
 
 /**
@@ -7,9 +6,7 @@ import { takeForwardedStdin } from "./thin-client.js";
  * to it, and it becomes whichever it was run as. Only the invoked entry's code is initialised.
  */
 async function main(): Promise<void> {
-  const name = process.env.WEFT_MULTICALL_NAME || basename(process.argv0);
-  // Delegates inherit our environment; they must pick their own name, not ours.
-  delete process.env.WEFT_MULTICALL_NAME;
+  const name = invokedName();
   const plugin = PLUGINS[name];
   // stdin the thin client read before weftd declined the call is this call's stdin.
   if (plugin) return runBuiltinPlugin(plugin, takeForwardedStdin());

@@ -1,3 +1,4 @@
+import { basename } from "node:path";
 import { registerBuiltinPlugins } from "../shared/cni/invoke.js";
 import type { Plugin } from "../shared/cni/plugin.js";
 import { pluginMain } from "../shared/cni/skel.js";
@@ -14,4 +15,14 @@ export const PLUGINS: Record<string, () => Promise<Plugin>> = {
 export async function runBuiltinPlugin(load: () => Promise<Plugin>, stdin?: Buffer): Promise<never> {
   registerBuiltinPlugins(PLUGINS);
   return pluginMain(await load(), stdin);
+}
+
+/**
+ * The name this executable was run as (WEFT_MULTICALL_NAME, else its file name), taken out of the
+ * environment: delegates inherit it and must pick their own name, not ours.
+ */
+export function invokedName(): string {
+  const name = process.env.WEFT_MULTICALL_NAME || basename(process.argv0);
+  delete process.env.WEFT_MULTICALL_NAME;
+  return name;
 }

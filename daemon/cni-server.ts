@@ -290,7 +290,7 @@ const HOST_LOCAL_DATA_DIR = "/var/lib/cni/networks";
  * bridge/host-local config with host-local ipam. A glance at the JSON for /metrics only; the plugin
  * itself decodes the config.
  */
-function ipamDirOf(stdin: Buffer): string | undefined {
+export function ipamDirOf(stdin: Buffer): string | undefined {
   try {
     const c = JSON.parse(stdin.toString("utf8")) as {
       name?: unknown;

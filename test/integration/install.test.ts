@@ -26,6 +26,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { placeLink } from "../../cli/install/place.js";
 import { ensureFlannelRules } from "../../daemon/rules.js";
+import { RECORD_DIR, recordsOf } from "../../plugins/portmap/record.js";
 import { cnitool, repoRoot } from "../helpers/cnitool.js";
 import { footprint, listing, runWeft, weftExe, weftOk } from "../helpers/install.js";
 import { assertRoot, TestNetns } from "../helpers/netns.js";
@@ -521,6 +522,12 @@ Purge(
       ),
     );
     assert.ok(u.lines.includes(`removed ${node.bin}/weft`), said);
+    // portmap's record of the pod's ADD (plugins/portmap/record.ts), written in the node's namespace.
+    assert.ok(
+      u.lines.includes(`removed ${join(RECORD_DIR, "cbr0")} (portmap's records of cbr0: 1 file)`),
+      said,
+    );
+    assert.equal(recordsOf("cbr0", statSync(ns.path).ino), []);
 
     assert.equal(
       ns.ipJson<Array<{ ifname: string }>>(["link"]).map((l) => l.ifname),

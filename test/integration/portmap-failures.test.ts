@@ -5,12 +5,13 @@
  * the mappings say. Both weft's and the reference's (Debian v1.1.1) executables act on the same tables.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { dnatChainName } from "../../plugins/portmap/chains.js";
+import { recordPath } from "../../plugins/portmap/record.js";
 import { fastpathEnvIn } from "../helpers/fastpath.js";
 import { assertRoot, TestNetns } from "../helpers/netns.js";
 import { type PluginRun, pluginRunOf } from "../helpers/plugin.js";
@@ -83,6 +84,9 @@ function withNs(fn: (ns: TestNetns, exe: string, ref: string) => void): () => vo
   };
 }
 
+/** Whether weft's record of what the ADD installed (plugins/portmap/record.ts) exists for `id`. */
+const hasRecord = (id: string) => existsSync(recordPath({ network: NET, containerId: id, ifname: "eth0" }));
+
 /** The lines of both nat tables that belong to container `id` (its chain, its entry rules). */
 function containerNat(ns: TestNetns, id: string): string[] {
   const chain = dnatChainName(NET, id);
@@ -109,6 +113,7 @@ t(
       const add = portmapIn(ns, exe, "ADD", "z1", conf(ips, mappings));
       assertCniError(add, 7, /Invalid host IP: 01\.2\.3\.4/);
       assert.equal(containerNat(ns, "z1"), []);
+      assert.not.ok(hasRecord("z1"), "a refused ADD leaves no record");
       // The runtime's DEL for the failed sandbox: with the mappings, with or without a (cached) result.
       for (const c of [conf(ips, mappings), conf([], mappings, { prevResult: undefined })]) {
         const del = portmapIn(ns, exe, "DEL", "z1", c);
@@ -171,6 +176,7 @@ t(
       assert.type(add.json?.code, "number");
       assert.match(String(add.json?.msg), /unable to setup DNAT/);
       assert.equal(containerNat(ns, id), [], `${key}: nothing of the pod in either family`);
+      assert.not.ok(hasRecord(id), `${key}: a failed ADD removes its record with its rules`);
       const del = portmapIn(ns, exe, "DEL", id, c);
       assert.is(del.status, 0, del.stdout + del.stderr);
     }
@@ -215,6 +221,8 @@ t(
     assert.is(nftRuleset(ns), before);
     const nftDel = portmapIn(ns, exe, "DEL", id, nft);
     assert.is(nftDel.status, 0, nftDel.stdout + nftDel.stderr);
+    // No record can be written for it (the file name would be too long): its DEL reads, nothing stays.
+    assert.not.ok(existsSync(dirname(recordPath({ network: NET, containerId: id, ifname: "eth0" }))));
   }),
 );
 

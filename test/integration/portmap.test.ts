@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { dnatChainName } from "../../plugins/portmap/chains.js";
+import { RECORD_DIR, recordPath } from "../../plugins/portmap/record.js";
 import { fastpathEnvIn, noteFallbacks } from "../helpers/fastpath.js";
 import {
   eventually,
@@ -579,6 +580,124 @@ race(
 );
 
 race(
+  "DEL without mappings: no table read after an ADD that recorded nothing installed; otherwise read, weft's rules removed",
+  async () => {
+    const ns = TestNetns.create("wpmn");
+    const other = TestNetns.create("wpmo");
+    const dir = join("/tmp", uniqueName("wpmbin"));
+    const net = uniqueName("nomapnet");
+    try {
+      execFileSync("mkdir", ["-p", join(dir, "shim")]);
+      installWeft(dir, "portmap");
+      const exe = join(dir, "portmap");
+      // A PATH shim that logs every table tool the plugin runs, then runs it.
+      const log = join(dir, "calls.log");
+      const tools = ["iptables-save", "ip6tables-save", "iptables-restore", "ip6tables-restore", "nft"];
+      for (const tool of tools) {
+        writeFileSync(
+          join(dir, "shim", tool),
+          `#!/bin/sh\necho ${tool} >> ${log}\nexec /usr/sbin/${tool} "$@"\n`,
+          {
+            mode: 0o755,
+          },
+        );
+      }
+      const env = { PATH: `${join(dir, "shim")}:${process.env.PATH}` };
+      const calls = () => {
+        const text = existsSync(log) ? readFileSync(log, "utf8") : "";
+        rmSync(log, { force: true });
+        return text.split("\n").filter(Boolean);
+      };
+      const prevResult = { cniVersion: "1.0.0", ips: [{ address: "10.76.0.2/24" }] };
+      const base = { cniVersion: "1.0.0", name: net, type: "portmap" };
+      const withPorts = {
+        ...base,
+        prevResult,
+        runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: "udp" }] },
+      };
+      const noPorts = { ...base, prevResult };
+      const run = async (where: TestNetns, cmd: string, cid: string, c: object) => {
+        const r = await portmapIn(where, exe, cmd, cid, c, env);
+        assert.is(r.status, 0, r.out);
+      };
+      const nat = (where = ns) =>
+        sh("ip", ["netns", "exec", where.name, "iptables-save", "-t", "nat"])
+          .split("\n")
+          .filter((l) => l.includes("CNI-DN-"));
+      const record = (cid: string) => {
+        const path = recordPath({ network: net, containerId: cid, ifname: "eth0" });
+        return existsSync(path)
+          ? (JSON.parse(readFileSync(path, "utf8")) as { installed: string }).installed
+          : undefined;
+      };
+      const [a, b, c, d] = ["a", "b", "c", "d"].map((x) => uniqueName(`nm${x}`));
+
+      // The usual pod: ADD and DEL without mappings touch no table, and leave no record (nor its dir).
+      await run(ns, "ADD", a!, noPorts);
+      assert.equal(calls(), []);
+      assert.is(record(a!), "none");
+      await run(ns, "DEL", a!, base);
+      assert.equal(calls(), []);
+      assert.is(record(a!), undefined);
+      assert.not.ok(
+        existsSync(join(RECORD_DIR, net)),
+        "the network's record directory is removed once empty",
+      );
+
+      // ADD with mappings records "rules"; a repeated ADD without mappings keeps that record; the DEL
+      // without mappings reads the tables and removes weft's rules.
+      await run(ns, "ADD", b!, withPorts);
+      assert.is(record(b!), "rules");
+      assert.ok(nat().length > 0);
+      await run(ns, "ADD", b!, noPorts);
+      assert.is(record(b!), "rules");
+      calls();
+      await run(ns, "DEL", b!, base);
+      assert.ok(calls().includes("iptables-save"), "DEL of a pod with rules reads the table");
+      assert.equal(nat(), []);
+      assert.is(record(b!), undefined);
+
+      // No record (a reboot empties /run; a pod the reference or an older weft added): read as before.
+      await run(ns, "ADD", c!, withPorts);
+      rmSync(recordPath({ network: net, containerId: c!, ifname: "eth0" }));
+      calls();
+      await run(ns, "DEL", c!, base);
+      assert.ok(calls().includes("iptables-save"), "DEL without a record reads the table");
+      assert.equal(nat(), []);
+
+      // A record speaks of the nat table of the namespace that wrote it: another one reads its own.
+      await run(ns, "ADD", d!, noPorts);
+      await run(other, "ADD", d!, withPorts);
+      assert.ok(nat(other).length > 0);
+      await run(ns, "ADD", d!, noPorts);
+      calls();
+      await run(other, "DEL", d!, base);
+      assert.ok(calls().includes("iptables-save"), "a record of another netns is not trusted");
+      assert.equal(nat(other), []);
+
+      // The record is what skips the read: rules another implementation made for an attachment weft
+      // recorded as "none" stay after DEL, and GC removes them (and the records of attachments gone).
+      await run(ns, "ADD", d!, noPorts);
+      assert.is(record(d!), "none");
+      const ref = await portmapIn(ns, "/usr/lib/cni/portmap", "ADD", d!, withPorts);
+      assert.is(ref.status, 0, ref.out);
+      assert.ok(nat().length > 0);
+      await run(ns, "DEL", d!, base);
+      assert.ok(nat().length > 0, "skipped: the reference's rules are GC's");
+      await run(ns, "ADD", a!, noPorts);
+      await run(ns, "GC", a!, { ...base, cniVersion: "1.1.0", "cni.dev/valid-attachments": [] });
+      assert.equal(nat(), []);
+      assert.is(record(a!), undefined);
+    } finally {
+      ns.delete();
+      other.delete();
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(join(RECORD_DIR, net), { recursive: true, force: true });
+    }
+  },
+);
+
+race(
   "bad input: a CNI error on stdout, exit 1, nothing installed; no mappings: prevResult unchanged",
   async () => {
     const ns = TestNetns.create("wpmx");
@@ -636,11 +755,15 @@ race(
       }
       assert.equal(stripComments(nat()), stripComments(before.nat));
       assert.equal(nft(), before.nft);
+      assert.not.ok(existsSync(join(RECORD_DIR, "badnet")), "no record of a refused ADD");
 
       const none = await portmapIn(ns, exe, "ADD", "none1", base);
       assert.is(none.status, 0, none.out);
       assert.equal(JSON.parse(none.out), prevResult);
       assert.equal(stripComments(nat()), stripComments(before.nat));
+      const del = await portmapIn(ns, exe, "DEL", "none1", base);
+      assert.is(del.status, 0, del.out);
+      assert.not.ok(existsSync(join(RECORD_DIR, "badnet")), "the DEL removed the ADD's record");
     } finally {
       ns.delete();
       rmSync(dir, { recursive: true, force: true });

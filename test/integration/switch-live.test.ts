@@ -19,6 +19,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,6 +27,7 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { dnatChainName } from "../../plugins/portmap/chains.js";
+import { recordsOf, removeRecordFiles } from "../../plugins/portmap/record.js";
 import { masqChainName } from "../../shared/net/ipmasq.js";
 import { type CnitoolRun, cnitool } from "../helpers/cnitool.js";
 import { Servers, tcpOnce } from "../helpers/hostport.js";
@@ -58,6 +60,9 @@ Switch.before(() => {
 Switch.after(() => {
   for (const s of servers) s.stop();
   for (const p of pods) p.ns.delete();
+  // weft's portmap records what its ADDs installed (plugins/portmap/record.ts); the reference's DELs of
+  // weft's pods leave those records, as on a node switched back (harmless: no record outlives /run).
+  if (node) removeRecordFiles(NET, recordsOf(NET, statSync(node.path).ino));
   node?.delete(); // the bridge, the veths and every chain go with it
   if (root) rmSync(root, { recursive: true, force: true });
 });
