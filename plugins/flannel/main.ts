@@ -270,16 +270,38 @@ async function cmdGc(ctx: Ctx): Promise<void> {
   const valid = new Set(attachments.map((a) => a.containerID));
   let sample: Record<string, unknown> | undefined;
   const stale: string[] = [];
+  // The delegate configs stale attachments were ADDed with: their IPAM may keep its state elsewhere than
+  // today's config says (an edited ipam.dataDir), and once the saved file is gone nothing could release it.
+  const staleConfigs = new Map<string, Record<string, unknown>>();
   for (const cid of listSavedContainerIds(dir)) {
     const bytes = readSavedConfig(dir, cid);
     const saved = bytes && parseSavedConfig(bytes);
     // Another network may share the data dir: only this network's (or unreadable) files are ours to judge.
     if (saved && saved.doc.name !== ctx.conf.name) continue;
     if (saved) sample = saved.doc;
-    if (!valid.has(cid)) stale.push(cid);
+    if (!valid.has(cid)) {
+      stale.push(cid);
+      if (saved) staleConfigs.set(`${saved.doc.type}|${JSON.stringify(saved.doc.ipam ?? null)}`, saved.doc);
+    }
   }
   const delegate = gcDelegateConfig(ctx, sample);
-  if (delegate) await invokeDelegate("GC", delegate.type, goMarshal(delegate), ctx.args);
+  if (delegate) {
+    await invokeDelegate("GC", delegate.type, goMarshal(delegate), ctx.args);
+    staleConfigs.delete(`${delegate.type}|${JSON.stringify(delegate.ipam ?? null)}`);
+  }
+  // The same GC through each other config a stale attachment was ADDed with (its own IPAM state).
+  for (const saved of staleConfigs.values()) {
+    if (typeof saved.type !== "string") continue;
+    const d = withGcFields(ctx, { ...saved });
+    try {
+      await invokeDelegate("GC", d.type, goMarshal(d), ctx.args);
+    } catch (err) {
+      // Best effort beyond the reference: the GC of today's config has run; say what could not be freed.
+      ctx.log.warn("GC through a stale attachment's saved delegate config failed", {
+        error: (err as Error).message,
+      });
+    }
+  }
   for (const cid of stale) {
     ctx.log.info("GC removes the saved config of a stale attachment", { container: cid });
     removeSavedConfig(dir, cid);
@@ -303,6 +325,11 @@ function gcDelegateConfig(
     }
     d = { ...sample };
   }
+  return withGcFields(ctx, d);
+}
+
+/** A delegate config made a GC call's: its attachments and version, no prevResult. */
+function withGcFields(ctx: Ctx, d: Record<string, unknown>): Record<string, unknown> & { type: string } {
   for (const key of ["cni.dev/valid-attachments", "cni.dev/attachments"] as const) {
     if (ctx.conf[key] !== undefined) d[key] = ctx.conf[key];
   }
