@@ -602,7 +602,9 @@ race(
           },
         );
       }
-      const env = { PATH: `${join(dir, "shim")}:${process.env.PATH}` };
+      // Not through weftd (WEFT_CNI_SOCKET=off): a served call runs the tools on weftd's PATH, so the
+      // shim would see none of them.
+      const env = { PATH: `${join(dir, "shim")}:${process.env.PATH}`, WEFT_CNI_SOCKET: "off" };
       const calls = () => {
         const text = existsSync(log) ? readFileSync(log, "utf8") : "";
         rmSync(log, { force: true });
