@@ -184,6 +184,8 @@ function daemon(ns, cmd, logFile) {
   }
 }
 
+/** Where weft's portmap records what each ADD installed (plugins/portmap/record.ts). */
+const PORTMAP_RECORDS = "/run/weft/portmap";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until `probe` resolves truthy, checking every `everyMs`; throws after `ms`, or when aborted. */
@@ -338,6 +340,21 @@ function removeRun(tag) {
   } catch {
     // no iptables here: nothing of ours there either
   }
+  // portmap's records of what each ADD installed (/run/weft/portmap/<network>/<container>:<ifname>, on
+  // the host's /run): a pod removed without its DEL (Ctrl-C, --cleanup) leaves its record.
+  let records = 0;
+  try {
+    for (const net of readdirSync(PORTMAP_RECORDS)) {
+      for (const f of readdirSync(join(PORTMAP_RECORDS, net))) {
+        if (!f.startsWith(`${tag}-`)) continue;
+        rmSync(join(PORTMAP_RECORDS, net, f), { force: true });
+        records++;
+      }
+    }
+  } catch {
+    // no records at all
+  }
+  if (records) done.push(`${records} portmap records in ${PORTMAP_RECORDS}`);
   if (existsSync(n.dir)) {
     rmSync(n.dir, { recursive: true, force: true });
     done.push(n.dir);

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { RECORD_DIR } from "../../plugins/portmap/record.js";
 import { packagedWeftd } from "../helpers/cluster.js";
 import { repoRoot } from "../helpers/cnitool.js";
 import { uniqueName } from "../helpers/names.js";
@@ -85,6 +86,10 @@ function leftovers(tag: string): string[] {
   }
   const links = execFileSync("ip", ["-o", "link", "show"], { encoding: "utf8" });
   for (const l of links.split("\n")) if (l.includes(tag)) left.push(`host link ${l}`);
+  // portmap's records of the run's pods (plugins/portmap/record.ts), on the host's /run.
+  for (const net of existsSync(RECORD_DIR) ? readdirSync(RECORD_DIR) : [])
+    for (const f of readdirSync(join(RECORD_DIR, net)))
+      if (f.startsWith(`${tag}-`)) left.push(`portmap record ${join(RECORD_DIR, net, f)}`);
   return left;
 }
 
