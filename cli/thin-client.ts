@@ -12,7 +12,7 @@
  * daemon that cannot serve this call (another network namespace, a pod netns it cannot see, another
  * protocol) says so before doing anything, and the client then does the work itself.
  */
-import { readSync, statSync, writeSync } from "node:fs";
+import { readSync, statSync } from "node:fs";
 import { connect } from "node:net";
 import { basename } from "node:path";
 import {
@@ -27,6 +27,7 @@ import {
   SERVED_VERBS,
   SOCKET_VAR,
 } from "../shared/cni/socket-protocol.js";
+import { writeAll } from "../shared/fs/write-all.js";
 
 const CONNECT_TIMEOUT_MS = 2_000;
 /** Longer than any call weft makes (host-local waits up to 60 s for its lock); the CRI's own is 2 min. */
@@ -84,18 +85,6 @@ function readAllStdin(limit: number): Buffer {
     total += n;
   }
   return Buffer.concat(chunks);
-}
-
-function writeAll(fd: number, text: string): void {
-  const buf = Buffer.from(text);
-  let off = 0;
-  while (off < buf.length) {
-    try {
-      off += writeSync(fd, buf, off);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
-    }
-  }
 }
 
 /** The config's cniVersion for an error object, as skel reports errors in the config's version. */

@@ -1,4 +1,6 @@
-import { statSync, writeSync } from "node:fs";
+import { statSync } from "node:fs";
+import { writeAll } from "../fs/write-all.js";
+
 import { createLogger, type Logger } from "../log.js";
 import { WEFT_COMMIT, WEFT_VERSION } from "../version.js";
 import { chainOnStart, mayEnter } from "./delegation.js";
@@ -295,18 +297,6 @@ export async function runCall(plugin: Plugin, caller: Caller, readInput: () => B
     const e = toCniError(err);
     log.error(e.msg, { code: e.code, details: e.details || undefined });
     return { stdout: render(e.toJSON(versionForError(stdin))), exitCode: 1 };
-  }
-}
-
-function writeAll(fd: number, text: string): void {
-  const buf = Buffer.from(text);
-  let off = 0;
-  while (off < buf.length) {
-    try {
-      off += writeSync(fd, buf, off);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EAGAIN") throw err;
-    }
   }
 }
 
