@@ -13,7 +13,6 @@
  * protocol) says so before doing anything, and the client then does the work itself.
  */
 import { readSync, statSync } from "node:fs";
-import { connect } from "node:net";
 import { basename } from "node:path";
 import {
   type CallReply,
@@ -28,6 +27,7 @@ import {
   SOCKET_VAR,
 } from "../shared/cni/socket-protocol.js";
 import { writeAll } from "../shared/fs/write-all.js";
+import { exchange } from "./unix-stream.js";
 
 const CONNECT_TIMEOUT_MS = 2_000;
 /** Longer than any call weft makes (host-local waits up to 60 s for its lock); the CRI's own is 2 min. */
@@ -116,12 +116,11 @@ function call(socketPath: string, line: string, stdin: Buffer, env: NodeJS.Proce
     let sent = false;
     let settled = false;
     const chunks: Buffer[] = [];
-    const sock = connect(socketPath);
     const finish = (o: Outcome) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      sock.destroy();
+      conn.close();
       resolve(o);
     };
     const lost = (why: string) => {
@@ -135,16 +134,7 @@ function call(socketPath: string, line: string, stdin: Buffer, env: NodeJS.Proce
         ),
       });
     };
-    let timer = setTimeout(() => lost(`no connection within ${connectMs} ms`), connectMs);
-    sock.on("connect", () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => lost(`no reply within ${replyMs} ms`), replyMs);
-      sent = true;
-      sock.end(line);
-    });
-    sock.on("data", (d: Buffer) => chunks.push(d));
-    sock.on("error", (err: NodeJS.ErrnoException) => lost(`${err.code ?? err.message}`));
-    sock.on("close", () => {
+    const replied = () => {
       const text = Buffer.concat(chunks).toString("utf8");
       if (!text.endsWith("\n")) return lost("the connection closed before the reply (weftd stopped?)");
       let reply: CallReply;
@@ -157,6 +147,16 @@ function call(socketPath: string, line: string, stdin: Buffer, env: NodeJS.Proce
       if (reply.stderr) process.stderr.write(reply.stderr);
       if (reply.stdout) writeAll(1, reply.stdout);
       finish({ done: true, exitCode: reply.exitCode === 0 ? 0 : 1 });
+    };
+    let timer = setTimeout(() => lost(`no connection within ${connectMs} ms`), connectMs);
+    const conn = exchange(socketPath, line, {
+      connected: () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => lost(`no reply within ${replyMs} ms`), replyMs);
+        sent = true;
+      },
+      data: (d) => chunks.push(d),
+      ended: (error) => (error ? lost(error) : replied()),
     });
   });
 }
