@@ -77,12 +77,16 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
   } catch (err) {
     throw wrapError("failed to delegate add", err);
   }
-  // Saved BEFORE the delegate runs, so a DEL can always find what an interrupted ADD may have set up.
-  saveDelegateConfig(dataDir(ctx), ctx.args.containerId, bytes);
+  // Saved BEFORE the delegate runs, so a DEL can always find what an interrupted ADD may have set up;
+  // on disk before the ADD answers.
+  const saved = saveDelegateConfig(dataDir(ctx), ctx.args.containerId, bytes);
+  saved.catch(() => undefined);
   try {
     const out = await invokeDelegate("ADD", delegate.type, bytes, ctx.args);
+    await saved;
     return parseResult(out, ctx.conf.cniVersion);
   } catch (err) {
+    await saved.catch(() => undefined);
     await undoFailedAdd(ctx, delegate.type, bytes, toCniError(err));
     throw wrapError("failed to delegate add", err);
   }

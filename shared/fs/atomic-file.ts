@@ -1,8 +1,11 @@
 import {
+  close,
   closeSync,
   fchmodSync,
+  fsync,
   fsyncSync,
   mkdirSync,
+  open,
   openSync,
   renameSync,
   rmSync,
@@ -44,6 +47,53 @@ export function writeFileAtomic(path: string, data: string | Buffer, opts: Atomi
     throw err;
   }
   syncDir(dir);
+}
+
+/**
+ * writeFileAtomic with the flushes after the rename, for a caller that has other work to do before it
+ * answers: the file has its name and whole content when this returns (a reader, or a process killed
+ * now, sees the new file), and the promise resolves once content and name are on disk (fsync of the
+ * file, then of the directory, in libuv's thread pool, off the event loop). A machine that goes down
+ * before the promise resolved can leave the name on an empty file, so readers must take an empty or
+ * truncated file as absent. The promise never goes unhandled: await it, or its failure is lost.
+ */
+export function writeFileAtomicSyncLater(
+  path: string,
+  data: string | Buffer,
+  opts: AtomicWriteOptions,
+): Promise<void> {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: opts.dirMode });
+  const tmp = join(dir, tempName(basename(path)));
+  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data);
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, "wx", opts.mode);
+    fchmodSync(fd, opts.mode);
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off);
+    renameSync(tmp, path);
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  const file = fd;
+  const flushed = new Promise<void>((resolve, reject) =>
+    fsync(file, (syncErr) => close(file, () => (syncErr ? reject(syncErr) : resolve()))),
+  ).then(() => syncDirLater(dir));
+  flushed.catch(() => undefined);
+  return flushed;
+}
+
+/** syncDir in the thread pool; best effort as well. */
+function syncDirLater(dir: string): Promise<void> {
+  return new Promise((resolve) =>
+    open(dir, "r", (openErr, fd) => {
+      if (openErr) return resolve();
+      fsync(fd, () => close(fd, () => resolve()));
+    }),
+  );
 }
 
 /** NAME_MAX of Linux file systems, in bytes. */
