@@ -27,26 +27,15 @@ export interface AtomicWriteOptions {
  * then fsync the directory so the rename survives a crash. The temp file is removed on any failure.
  */
 export function writeFileAtomic(path: string, data: string | Buffer, opts: AtomicWriteOptions): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: opts.dirMode });
-  const tmp = join(dir, tempName(basename(path)));
-  const buf = Buffer.isBuffer(data) ? data : Buffer.from(data);
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, "wx", opts.mode);
-    fchmodSync(fd, opts.mode);
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-  } catch (err) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  syncDir(dir);
+  const fd = placeFile(path, data, opts, (file) => {
+    try {
+      fsyncSync(file);
+    } finally {
+      closeSync(file);
+    }
+  });
+  if (fd !== undefined) closeSync(fd);
+  syncDir(dirname(path));
 }
 
 /**
@@ -62,6 +51,25 @@ export function writeFileAtomicSyncLater(
   data: string | Buffer,
   opts: AtomicWriteOptions,
 ): Promise<void> {
+  const file = placeFile(path, data, opts) as number;
+  const flushed = new Promise<void>((resolve, reject) =>
+    fsync(file, (syncErr) => close(file, () => (syncErr ? reject(syncErr) : resolve()))),
+  ).then(() => syncDirLater(dirname(path)));
+  flushed.catch(() => undefined);
+  return flushed;
+}
+
+/**
+ * Writes `data` to a temp file next to `path` (directories made on the way), runs `beforeRename` on its
+ * descriptor, renames it to `path`; removes the temp file on any failure. Returns the descriptor when
+ * `beforeRename` did not take it (close it), undefined when it did.
+ */
+function placeFile(
+  path: string,
+  data: string | Buffer,
+  opts: AtomicWriteOptions,
+  beforeRename?: (fd: number) => void,
+): number | undefined {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: opts.dirMode });
   const tmp = join(dir, tempName(basename(path)));
@@ -72,18 +80,18 @@ export function writeFileAtomicSyncLater(
     fchmodSync(fd, opts.mode);
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off);
+    if (beforeRename) {
+      const file = fd;
+      fd = undefined;
+      beforeRename(file);
+    }
     renameSync(tmp, path);
+    return fd;
   } catch (err) {
     if (fd !== undefined) closeSync(fd);
     rmSync(tmp, { force: true });
     throw err;
   }
-  const file = fd;
-  const flushed = new Promise<void>((resolve, reject) =>
-    fsync(file, (syncErr) => close(file, () => (syncErr ? reject(syncErr) : resolve()))),
-  ).then(() => syncDirLater(dir));
-  flushed.catch(() => undefined);
-  return flushed;
 }
 
 /** syncDir in the thread pool; best effort as well. */
