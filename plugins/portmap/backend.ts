@@ -4,6 +4,7 @@ import { checkBackendOptions, type PortMapConfig } from "./config.js";
 import { iptablesMapper } from "./iptables-backend.js";
 import { BackendUnusableError, type PortMapper } from "./mapper.js";
 import { nftMapper } from "./nft-backend.js";
+import type { Teardown } from "./record.js";
 
 /**
  * The backend for a call. The reference defaults to iptables "unless it is not available (and nftables
@@ -38,7 +39,12 @@ function withNftFallback(primary: PortMapper): PortMapper {
     name: primary.name,
     forwardPorts: attempt((m, conf: PortMapConfig, nets) => m.forwardPorts(conf, nets)),
     checkPorts: attempt((m, conf: PortMapConfig, nets) => m.checkPorts(conf, nets)),
-    unforwardPorts: attempt((m, conf: PortMapConfig) => m.unforwardPorts(conf)),
+    // Planned before the ADD, so by the backend meant to install; a DEL falling back to nftables finds
+    // that backend's rules its own way (nft ignores an iptables teardown).
+    teardownPlan: (conf, nets) => primary.teardownPlan(conf, nets),
+    unforwardPorts: attempt((m, conf: PortMapConfig, recorded?: Teardown) =>
+      m.unforwardPorts(conf, recorded),
+    ),
     gc: attempt((m, conf: PortMapConfig, valid: Set<string>) => m.gc(conf, valid)),
   };
 }

@@ -21,8 +21,9 @@ import {
   sharedChains,
   TOP_LEVEL_DNAT_CHAIN,
 } from "./chains.js";
-import type { ContainerNet, PortMapConfig } from "./config.js";
+import { type ContainerNet, mappingApplies, type PortMapConfig } from "./config.js";
 import { BackendUnusableError, type PortMapper, type RemovedUdpPorts } from "./mapper.js";
+import type { FamilyTeardown, Teardown } from "./record.js";
 
 /**
  * The iptables backend. Where the reference runs one iptables process per check and per rule, each
@@ -98,9 +99,10 @@ export function planAddUnread(shared: Chain[], container: Chain): string[] {
 }
 
 /**
- * The teardown of a container chain whose entry rules are known (DEL with the mappings of the ADD),
- * without reading the table: `-D` matches rules as iptables does, so it commits only if exactly these
- * entry rules are the chain's references; otherwise nothing changes and DEL reads the table.
+ * The teardown of a container chain whose entry rules are known (the ADD's record, or a DEL with the
+ * ADD's mappings), without reading the table: `-D` matches rules as iptables does and `-X` fails while
+ * any other rule jumps to the chain, so it commits only if exactly these entry rules are the chain's
+ * references; otherwise nothing changes and DEL reads the table.
  */
 export function planTeardownUnread(container: Chain): string[] {
   const lines: string[] = [];
@@ -109,6 +111,29 @@ export function planTeardownUnread(container: Chain): string[] {
   }
   lines.push(`-F ${container.name}`, `-X ${container.name}`);
   return lines;
+}
+
+/** What the DEL of one container address removes without a read: planTeardownUnread, its UDP ports. */
+export function familyTeardown(conf: PortMapConfig, net: ContainerNet): FamilyTeardown {
+  const udp = conf.mappings.filter((pm) => pm.protocol === "udp" && mappingApplies(pm, net.family));
+  return { restore: planTeardownUnread(dnatChain(conf, net)), udp: udp.map((pm) => pm.hostPort) };
+}
+
+/**
+ * Whether a recorded teardown removes nothing but this container's chain and the rules jumping to it:
+ * the record is a file, and what it says goes to iptables-restore.
+ */
+export function teardownIsOwn(t: FamilyTeardown, chain: string): boolean {
+  const lines = t.restore.map(splitArgs);
+  const tail = lines.slice(-2);
+  return (
+    lines.length >= 2 &&
+    lines
+      .slice(0, -2)
+      .every((a) => a[0] === "-D" && a.length >= 4 && a.at(-2) === "-j" && a.at(-1) === chain) &&
+    tail[0]?.join(" ") === `-F ${chain}` &&
+    tail[1]?.join(" ") === `-X ${chain}`
+  );
 }
 
 /** The restore lines that remove `chains` (those that exist) and every rule jumping to them. */
@@ -195,24 +220,28 @@ async function checkOne(conf: PortMapConfig, net: ContainerNet): Promise<void> {
   }
 }
 
-/** The saved tables of both families; a family whose tool fails is left out. */
-async function saveBoth(): Promise<{ saved: Map<Family, string>; errors: Record<Family, string> }> {
-  const [r4, r6] = await Promise.all([trySaveTable(4, TABLE), trySaveTable(6, TABLE)]);
+/**
+ * The saved tables of `families`; a family whose tool fails is left out, unless none can be read and
+ * `someWorked` is false (then the backend is not usable here).
+ */
+async function saveFamilies(families: Family[], someWorked = false): Promise<Map<Family, string>> {
+  const results = await Promise.all(families.map((f) => trySaveTable(f, TABLE)));
   const saved = new Map<Family, string>();
-  const errors = { 4: "", 6: "" } as Record<Family, string>;
-  for (const [f, r] of [
-    [4, r4],
-    [6, r6],
-  ] as const) {
+  const errors = new Map<Family, string>();
+  families.forEach((f, i) => {
+    const r = results[i]!;
     if (r.ok) saved.set(f, r.saved);
-    else errors[f] = r.message;
-  }
-  if (saved.size === 0) {
+    else errors.set(f, r.message);
+  });
+  if (saved.size === 0 && !someWorked && families.length > 0) {
+    const why = [...errors].map(([f, m]) => `(${f === 4 ? "iptables" : "ip6tables"}) ${m}`).join(", ");
     throw new BackendUnusableError(
-      `neither iptables nor ip6tables is usable, (iptables) ${errors[4]}, (ip6tables) ${errors[6]}`,
+      families.length === 2
+        ? `neither iptables nor ip6tables is usable, ${why}`
+        : `failed to open iptables: ${why}`,
     );
   }
-  return { saved, errors };
+  return saved;
 }
 
 async function teardown(
@@ -264,24 +293,38 @@ export const iptablesMapper: PortMapper = {
     for (const net of nets) await checkOne(conf, net);
   },
 
-  async unforwardPorts(conf) {
+  teardownPlan(conf, nets) {
+    if (nets.length === 0) return undefined;
+    const families: Teardown["families"] = {};
+    for (const net of nets) families[net.family] = familyTeardown(conf, net);
+    return { backend: "iptables", families };
+  },
+
+  async unforwardPorts(conf, recorded) {
     const removed: RemovedUdpPorts = { 4: [], 6: [] };
-    // With the ADD's mappings and pod addresses (libcni passes the cached result on DEL), the chain
-    // and its entry rules are known: one transaction per family, no read. Anything else reads.
-    const nets = [conf.contIPv4, conf.contIPv6].filter((n): n is ContainerNet => n !== undefined);
-    if (conf.mappings.length > 0 && nets.length > 0) {
-      const udp = conf.mappings.filter((pm) => pm.protocol === "udp").map((pm) => pm.hostPort);
-      const done = await Promise.all(
-        nets.map(async (net) => {
-          const ok = (await tryApplyRules(net.family, TABLE, planTeardownUnread(dnatChain(conf, net)))).ok;
-          if (ok) removed[net.family] = udp;
-          return ok;
-        }),
-      );
-      if (done.every(Boolean)) return removed;
+    // Known rules go in one transaction per family, without a read: the ADD's record (what it installed,
+    // whatever the DEL carries), else the ADD's mappings and pod addresses (libcni passes the cached
+    // result on DEL from 0.4.0). A family whose transaction fails (the rules changed since) is read and
+    // cleaned; with nothing known, both are.
+    const known = new Map<Family, FamilyTeardown>();
+    const chain = dnatChainName(conf.name, conf.containerId);
+    const own = recorded?.backend === "iptables" ? recorded.families : undefined;
+    if (own && Object.values(own).every((t) => teardownIsOwn(t, chain))) {
+      for (const f of [4, 6] as const) if (own[f]) known.set(f, own[f]);
+    } else if (conf.mappings.length > 0) {
+      const nets = [conf.contIPv4, conf.contIPv6].filter((n): n is ContainerNet => n !== undefined);
+      for (const net of nets) known.set(net.family, familyTeardown(conf, net));
     }
-    const { saved } = await saveBoth();
-    const names = [dnatChainName(conf.name, conf.containerId), oldSnatChainName(conf.name, conf.containerId)];
+    const failed: Family[] = [];
+    await Promise.all(
+      [...known].map(async ([family, t]) => {
+        if ((await tryApplyRules(family, TABLE, t.restore)).ok) removed[family] = t.udp;
+        else failed.push(family);
+      }),
+    );
+    if (known.size > 0 && failed.length === 0) return removed;
+    const saved = await saveFamilies(known.size > 0 ? failed : [4, 6], failed.length < known.size);
+    const names = [chain, oldSnatChainName(conf.name, conf.containerId)];
     await Promise.all(
       [...saved].map(async ([family, text]) => {
         removed[family] = [...removed[family], ...(await teardown(family, text, () => names)).udp];
@@ -291,7 +334,7 @@ export const iptablesMapper: PortMapper = {
   },
 
   async gc(conf, valid) {
-    const { saved } = await saveBoth();
+    const saved = await saveFamilies([4, 6]);
     await Promise.all(
       [...saved].map(([family, text]) => teardown(family, text, (s) => staleChains(s, conf.name, valid))),
     );

@@ -15,9 +15,11 @@ import { enableRouteLocalnet } from "./localnet.js";
 import {
   type AttachmentKey,
   readRecord,
+  readRecordState,
   recordRules,
   removeRecord,
   removeStaleRecords,
+  teardownAfter,
   writeRecord,
 } from "./record.js";
 import { flushStaleUdpFlows } from "./stale-flows.js";
@@ -109,10 +111,13 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
 
   const nets = containerNets(conf);
   const mapper = await selectBackend(conf);
+  const key = attachment(ctx);
+  // What a DEL will need to remove this ADD's rules unread (and an earlier ADD's of another family).
+  const teardown = teardownAfter(readRecordState(key), mapper.teardownPlan(conf, nets));
   // Before any rule exists (and after the last refusal of the config), so no record saying "none" can
   // outlive a rule and a refused ADD leaves no record.
   try {
-    recordRules(attachment(ctx));
+    recordRules(key, teardown);
   } catch (err) {
     throw wrapError("unable to record the port mappings", err);
   }
@@ -126,7 +131,7 @@ async function cmdAdd(ctx: Ctx): Promise<Result> {
     ]);
   } catch (err) {
     // A failed ADD leaves nothing of this container (the shared chains stay, as after any DEL).
-    await mapper.unforwardPorts(conf).then(
+    await mapper.unforwardPorts(conf, teardown).then(
       () => forgetRecord(ctx),
       (undoErr: Error) =>
         ctx.log.warn("could not remove the rules of the failed ADD", { error: undoErr.message }),
@@ -141,14 +146,16 @@ async function cmdDel(ctx: Ctx): Promise<void> {
   // runtime omits them on DEL: everything installed is found from the network name and container ID.
   const conf = loadForTeardown(ctx);
   const key = attachment(ctx);
+  const record = readRecordState(key);
   // The usual pod, without hostPorts: its ADD recorded that it installed nothing, so nothing is read.
-  // Any other record, or none (a reboot, the reference's ADD, an older weft), reads the tables.
-  if (conf.mappings.length === 0 && readRecord(key) === "none") {
+  // Any other record, or none (a reboot, the reference's ADD, an older weft), goes to the backend, which
+  // applies the teardown a record of rules carries and reads the tables where it has none or it fails.
+  if (conf.mappings.length === 0 && record?.installed === "none") {
     forgetRecord(ctx);
     return;
   }
   const mapper = await selectBackend(conf);
-  const removed = await mapper.unforwardPorts(conf);
+  const removed = await mapper.unforwardPorts(conf, record?.teardown);
   await Promise.all([flushStaleUdpFlows(removed[4], 4, ctx.log), flushStaleUdpFlows(removed[6], 6, ctx.log)]);
   forgetRecord(ctx);
 }

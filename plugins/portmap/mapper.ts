@@ -1,4 +1,5 @@
 import type { ContainerNet, PortMapConfig } from "./config.js";
+import type { Teardown } from "./record.js";
 
 /** Host UDP ports whose DNAT rules a teardown removed, by address family (for the conntrack flush). */
 export type RemovedUdpPorts = Record<4 | 6, number[]>;
@@ -10,8 +11,16 @@ export interface PortMapper {
   forwardPorts(conf: PortMapConfig, nets: ContainerNet[]): Promise<void>;
   /** Verifies the rules of each container address are present (CHECK). */
   checkPorts(conf: PortMapConfig, nets: ContainerNet[]): Promise<void>;
-  /** Removes everything installed for conf.name + conf.containerId; needs no mappings and no prevResult. */
-  unforwardPorts(conf: PortMapConfig): Promise<RemovedUdpPorts>;
+  /**
+   * How a DEL can remove what forwardPorts(conf, nets) installs without reading the tables, kept in the
+   * attachment's record (record.ts); undefined when the backend has no such way.
+   */
+  teardownPlan(conf: PortMapConfig, nets: ContainerNet[]): Teardown | undefined;
+  /**
+   * Removes everything installed for conf.name + conf.containerId; needs no mappings and no prevResult.
+   * `recorded` is the record's teardown: tried first, the tables are read where it does not apply.
+   */
+  unforwardPorts(conf: PortMapConfig, recorded?: Teardown): Promise<RemovedUdpPorts>;
   /** Removes what was installed for attachments of this network whose container ID is not in `valid`. */
   gc(conf: PortMapConfig, valid: Set<string>): Promise<void>;
 }

@@ -170,6 +170,10 @@ export const nftMapper: PortMapper = {
     }
   },
 
+  // nft deletes a rule by its handle, which only a listing (or the ADD's echo) tells, and a handle may
+  // name another rule once the table was recreated: the DEL lists the tables, as the reference does.
+  teardownPlan: () => undefined,
+
   async unforwardPorts(conf) {
     // The families of the pod's addresses when the cached result says (what the ADD configured), else
     // both, as the reference always does.

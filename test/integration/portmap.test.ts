@@ -49,6 +49,49 @@ function countLines(tool: string, line: string): number {
     .filter((l) => l === line).length;
 }
 
+/**
+ * A PATH shim in `dir` that logs which of `tools` a plugin runs, then runs them. The env runs the plugin
+ * without weftd (WEFT_CNI_SOCKET=off): a served call runs the tools weftd finds on its own PATH, so the
+ * shim would see none of them. `calls()` returns the tools run since the last call, in order.
+ */
+function toolShim(dir: string, tools: string[]): { env: Record<string, string>; calls: () => string[] } {
+  execFileSync("mkdir", ["-p", join(dir, "shim")]);
+  const log = join(dir, "calls.log");
+  for (const tool of tools) {
+    writeFileSync(
+      join(dir, "shim", tool),
+      `#!/bin/sh\necho ${tool} >> ${log}\nexec /usr/sbin/${tool} "$@"\n`,
+      {
+        mode: 0o755,
+      },
+    );
+  }
+  return {
+    env: { PATH: `${join(dir, "shim")}:${process.env.PATH}`, WEFT_CNI_SOCKET: "off" },
+    calls: () => {
+      const text = existsSync(log) ? readFileSync(log, "utf8") : "";
+      rmSync(log, { force: true });
+      return text.split("\n").filter(Boolean);
+    },
+  };
+}
+
+const TABLE_TOOLS = ["iptables-save", "ip6tables-save", "iptables-restore", "ip6tables-restore"];
+
+/** Applies `lines` to the nat table of `family` in the host namespace, as another program would. */
+function natRestore(family: 4 | 6, lines: string[]): void {
+  execFileSync(family === 4 ? "iptables-restore" : "ip6tables-restore", ["--noflush", "-w"], {
+    input: `*nat\n${lines.join("\n")}\nCOMMIT\n`,
+  });
+}
+
+/** The host nat table's rules jumping to `chain` (iptables-save lines). */
+function jumpsTo(family: 4 | 6, chain: string): string[] {
+  return sh(family === 4 ? "iptables-save" : "ip6tables-save", ["-t", "nat"])
+    .split("\n")
+    .filter((l) => l.startsWith("-A ") && l.endsWith(` -j ${chain}`));
+}
+
 /** Puts weft's or the reference's portmap into the list's CNI_PATH. */
 function usePortmap(pp: PodPath, which: "weft" | "reference"): void {
   rmSync(join(pp.cniPath, "portmap"), { force: true });
@@ -412,6 +455,152 @@ interop("rules of weft's ADD are removed by the reference's DEL", async () => {
 
 interop.run();
 
+// ---- DEL below cniVersion 0.4.0: no prevResult, the ADD's record says what to remove ---------------------
+
+/**
+ * libcni sends a prevResult on DEL only from 0.4.0, and kube-flannel's list is 0.3.1: the DEL of a pod
+ * with hostPorts knows its mappings (CAP_ARGS) but not its addresses. The ADD's record (record.ts) holds
+ * the teardown of what it installed, per family, so that DEL reads no nat table.
+ */
+const legacy = suite("portmap DEL through a 0.3.1 list (no prevResult): the ADD's record, no table read");
+
+/** A PodPath of the shipped 0.3.1 list with weft's portmap, and a shim logging the table tools. */
+async function legacyPodPath(dualStack: boolean) {
+  const pp = await PodPath.create({ delegates: "reference", dualStack });
+  usePortmap(pp, "weft");
+  assert.is(pp.list.cniVersion, "0.3.1");
+  return { pp, shim: toolShim(join(pp.root, "tools"), TABLE_TOOLS) };
+}
+
+const recordOf = (pp: PodPath, pod: Pod) =>
+  recordPath({ network: pp.netName, containerId: pod.containerId, ifname: pod.ifname });
+
+for (const dualStack of [false, true]) {
+  legacy(
+    `${dualStack ? "dual stack" : "v4"}: DEL removes the chain and entry rules with one iptables-restore per family and no iptables-save`,
+    async () => {
+      const { pp, shim } = await legacyPodPath(dualStack);
+      try {
+        const a = pp.pod();
+        const tcp = randomPort();
+        const portMappings = [
+          { hostPort: tcp, containerPort: 80, protocol: "tcp" },
+          { hostPort: tcp + 1, containerPort: 53, protocol: "udp" },
+        ];
+        pp.addOk(a, { capArgs: { portMappings } });
+        const chain = dnatChainName(pp.netName, a.containerId);
+        const families = dualStack ? ([4, 6] as const) : ([4] as const);
+        for (const f of families) assert.is(jumpsTo(f, chain).length, 2, `IPv${f} entry rules`);
+        const record = JSON.parse(readFileSync(recordOf(pp, a), "utf8")) as {
+          installed: string;
+          teardown?: { backend: string; families: Record<string, { udp: number[] }> };
+        };
+
+        shim.calls();
+        // As kubelet's runtime does: the mappings on DEL too (libcni's CAP_ARGS), no prevResult at 0.3.1.
+        const del = pp.del(a, { capArgs: { portMappings }, env: shim.env });
+        assert.is(del.status, 0, del.stdout + del.stderr);
+        assert.equal(
+          shim.calls().sort(),
+          dualStack ? ["ip6tables-restore", "iptables-restore"] : ["iptables-restore"],
+          "one transaction per family of the pod, nothing read",
+        );
+        // What the ADD recorded: per family of the pod, the teardown and the UDP port to flush.
+        assert.is(record.installed, "rules");
+        assert.is(record.teardown?.backend, "iptables");
+        assert.equal(Object.keys(record.teardown?.families ?? {}), families.map(String));
+        assert.equal(record.teardown?.families["4"]?.udp, [tcp + 1]);
+        assert.equal(natLinesOf(pp.netName, [a.containerId]), []);
+        assert.not.ok(existsSync(recordOf(pp, a)), "the DEL removed the record");
+      } finally {
+        scrub(pp);
+        pp.cleanup();
+      }
+    },
+  );
+}
+
+legacy(
+  "rules changed by someone else since the ADD: DEL reads that family only, and leaves nothing",
+  async () => {
+    const { pp, shim } = await legacyPodPath(true);
+    try {
+      const portMappings = () => [{ hostPort: randomPort(), containerPort: 80, protocol: "tcp" }];
+      const pods = [pp.pod(), pp.pod(), pp.pod()];
+      for (const pod of pods) pp.addOk(pod, { capArgs: { portMappings: portMappings() } });
+      const [a, b, c] = pods.map((pod) => ({ pod, chain: dnatChainName(pp.netName, pod.containerId) }));
+      const del = (pod: Pod) => {
+        shim.calls();
+        const r = pp.del(pod, { env: shim.env });
+        assert.is(r.status, 0, r.stdout + r.stderr);
+        assert.equal(natLinesOf(pp.netName, [pod.containerId]), [], "nothing of the pod is left");
+        return shim.calls();
+      };
+
+      // a: its IPv6 entry rule deleted (the chain stays, unreferenced): `-D` fails, the v6 table is read.
+      natRestore(
+        6,
+        jumpsTo(6, a!.chain).map((l) => l.replace(/^-A /, "-D ")),
+      );
+      let calls = del(a!.pod);
+      assert.ok(calls.includes("ip6tables-save"), calls.join(" "));
+      assert.not.ok(calls.includes("iptables-save"), "the IPv4 rules went as recorded");
+
+      // b: its IPv4 chain and entry rule removed altogether: nothing to find, DEL succeeds.
+      natRestore(4, [
+        ...jumpsTo(4, b!.chain).map((l) => l.replace(/^-A /, "-D ")),
+        `-F ${b!.chain}`,
+        `-X ${b!.chain}`,
+      ]);
+      calls = del(b!.pod);
+      assert.ok(calls.includes("iptables-save"), calls.join(" "));
+      assert.not.ok(calls.includes("ip6tables-save"));
+
+      // c: another rule jumping to its IPv4 chain: `-X` fails, the read finds and removes that rule too.
+      natRestore(4, [`-A OUTPUT -p tcp --dport ${randomPort()} -j ${c!.chain}`]);
+      assert.is(jumpsTo(4, c!.chain).length, 2);
+      calls = del(c!.pod);
+      assert.ok(calls.includes("iptables-save"), calls.join(" "));
+      assert.equal(jumpsTo(4, c!.chain), []);
+    } finally {
+      scrub(pp);
+      pp.cleanup();
+    }
+  },
+);
+
+legacy(
+  "a record of the previous version (rules, no teardown) reads both tables and removes everything",
+  async () => {
+    const { pp, shim } = await legacyPodPath(false);
+    try {
+      const a = pp.pod();
+      pp.addOk(a, {
+        capArgs: { portMappings: [{ hostPort: randomPort(), containerPort: 80, protocol: "tcp" }] },
+      });
+      const path = recordOf(pp, a);
+      const { teardown: _teardown, ...previous } = JSON.parse(readFileSync(path, "utf8")) as Record<
+        string,
+        unknown
+      >;
+      assert.ok(_teardown);
+      writeFileSync(path, `${JSON.stringify(previous)}\n`);
+      shim.calls();
+      const del = pp.del(a, { env: shim.env });
+      assert.is(del.status, 0, del.stdout + del.stderr);
+      const calls = shim.calls();
+      assert.ok(calls.includes("iptables-save") && calls.includes("ip6tables-save"), calls.join(" "));
+      assert.equal(natLinesOf(pp.netName, [a.containerId]), []);
+      assert.not.ok(existsSync(path));
+    } finally {
+      scrub(pp);
+      pp.cleanup();
+    }
+  },
+);
+
+legacy.run();
+
 // ---- in a private network namespace (its own, empty nat table) ---------------------------------------
 
 /** Runs weft's portmap inside `ns` (so iptables/nft act on that namespace's tables), asynchronously. */
@@ -515,28 +704,10 @@ race(
     const ns = TestNetns.create("wpmu");
     const dir = join("/tmp", uniqueName("wpmbin"));
     try {
-      execFileSync("mkdir", ["-p", join(dir, "shim")]);
+      execFileSync("mkdir", ["-p", dir]);
       installWeft(dir, "portmap");
       const exe = join(dir, "portmap");
-      // A PATH shim that logs which iptables tools the plugin runs, then runs them.
-      const log = join(dir, "calls.log");
-      for (const tool of ["iptables-save", "ip6tables-save", "iptables-restore", "ip6tables-restore"]) {
-        writeFileSync(
-          join(dir, "shim", tool),
-          `#!/bin/sh\necho ${tool} >> ${log}\nexec /usr/sbin/${tool} "$@"\n`,
-          {
-            mode: 0o755,
-          },
-        );
-      }
-      // Not through weftd (WEFT_CNI_SOCKET=off): a served call runs the tools weftd finds on its own
-      // PATH, not this shim on the client's.
-      const env = { PATH: `${join(dir, "shim")}:${process.env.PATH}`, WEFT_CNI_SOCKET: "off" };
-      const calls = () => {
-        const text = existsSync(log) ? readFileSync(log, "utf8") : "";
-        rmSync(log, { force: true });
-        return text.split("\n").filter(Boolean);
-      };
+      const { env, calls } = toolShim(dir, TABLE_TOOLS);
       const conf = (id: number, hostPort = 9000 + id) => ({
         cniVersion: "1.0.0",
         name: "fastnet",
@@ -558,11 +729,19 @@ race(
       assert.equal(calls(), ["iptables-restore", "iptables-save", "iptables-restore"]);
       assert.is(nat().filter((l) => l.endsWith(`-j ${dnatChainName("fastnet", "c2")}`)).length, 1);
 
-      await ok("DEL", 2, conf(2)); // mappings and prevResult known: one transaction
+      await ok("DEL", 2, conf(2)); // the ADD's record (or mappings and prevResult): one transaction
       assert.equal(calls(), ["iptables-restore"]);
       assert.not.ok(nat().some((l) => l.includes(dnatChainName("fastnet", "c2"))));
-      await ok("DEL", 1, conf(1, 9999)); // other mappings than the ADD's: -D fails, read + plan
-      assert.ok(calls().includes("iptables-save"));
+      // Other mappings than the ADD's: the record says what the ADD installed, still one transaction.
+      await ok("DEL", 1, conf(1, 9999));
+      assert.equal(calls(), ["iptables-restore"]);
+      assert.not.ok(nat().some((l) => l.includes("CNI-DN-")));
+      // Without the record, the DEL's own mappings do not match the ADD's: -D fails, read + plan.
+      await ok("ADD", 1, conf(1));
+      rmSync(recordPath({ network: "fastnet", containerId: "c1", ifname: "eth0" }));
+      calls();
+      await ok("DEL", 1, conf(1, 9999));
+      assert.equal(calls(), ["iptables-restore", "iptables-save", "iptables-restore"]);
       assert.not.ok(nat().some((l) => l.includes("CNI-DN-")));
 
       // Someone flushed PREROUTING (the chains stayed): the next ADD notices and restores the jump.
@@ -587,29 +766,10 @@ race(
     const dir = join("/tmp", uniqueName("wpmbin"));
     const net = uniqueName("nomapnet");
     try {
-      execFileSync("mkdir", ["-p", join(dir, "shim")]);
+      execFileSync("mkdir", ["-p", dir]);
       installWeft(dir, "portmap");
       const exe = join(dir, "portmap");
-      // A PATH shim that logs every table tool the plugin runs, then runs it.
-      const log = join(dir, "calls.log");
-      const tools = ["iptables-save", "ip6tables-save", "iptables-restore", "ip6tables-restore", "nft"];
-      for (const tool of tools) {
-        writeFileSync(
-          join(dir, "shim", tool),
-          `#!/bin/sh\necho ${tool} >> ${log}\nexec /usr/sbin/${tool} "$@"\n`,
-          {
-            mode: 0o755,
-          },
-        );
-      }
-      // Not through weftd (WEFT_CNI_SOCKET=off): a served call runs the tools on weftd's PATH, so the
-      // shim would see none of them.
-      const env = { PATH: `${join(dir, "shim")}:${process.env.PATH}`, WEFT_CNI_SOCKET: "off" };
-      const calls = () => {
-        const text = existsSync(log) ? readFileSync(log, "utf8") : "";
-        rmSync(log, { force: true });
-        return text.split("\n").filter(Boolean);
-      };
+      const { env, calls } = toolShim(dir, [...TABLE_TOOLS, "nft"]);
       const prevResult = { cniVersion: "1.0.0", ips: [{ address: "10.76.0.2/24" }] };
       const base = { cniVersion: "1.0.0", name: net, type: "portmap" };
       const withPorts = {
@@ -646,8 +806,8 @@ race(
         "the network's record directory is removed once empty",
       );
 
-      // ADD with mappings records "rules"; a repeated ADD without mappings keeps that record; the DEL
-      // without mappings reads the tables and removes weft's rules.
+      // ADD with mappings records "rules" with their teardown; a repeated ADD without mappings keeps that
+      // record; the DEL without mappings (nor prevResult) applies the teardown, reading no table.
       await run(ns, "ADD", b!, withPorts);
       assert.is(record(b!), "rules");
       assert.ok(nat().length > 0);
@@ -655,7 +815,7 @@ race(
       assert.is(record(b!), "rules");
       calls();
       await run(ns, "DEL", b!, base);
-      assert.ok(calls().includes("iptables-save"), "DEL of a pod with rules reads the table");
+      assert.equal(calls(), ["iptables-restore"], "DEL of a pod with rules applies the record's teardown");
       assert.equal(nat(), []);
       assert.is(record(b!), undefined);
 

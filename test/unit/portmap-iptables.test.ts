@@ -3,11 +3,14 @@ import * as assert from "uvu/assert";
 import { dnatChain, sharedChains } from "../../plugins/portmap/chains.js";
 import { containerNetOf, type PortMapNetConf, parseConfig } from "../../plugins/portmap/config.js";
 import {
+  familyTeardown,
+  iptablesMapper,
   planAdd,
   planAddUnread,
   planTeardown,
   planTeardownUnread,
   staleChains,
+  teardownIsOwn,
   udpPortsIn,
 } from "../../plugins/portmap/iptables-backend.js";
 import { formatArgs, hasRule, splitArgs } from "../../shared/net/iptables.js";
@@ -186,6 +189,35 @@ plan("the unread DEL deletes the known entry rules, then the chain", () => {
     "-F CNI-DN-9cccacf967e00a3c04e26",
     "-X CNI-DN-9cccacf967e00a3c04e26",
   ]);
+});
+
+plan("the ADD's record holds, per family, the unread teardown and the UDP host ports it stops", () => {
+  const c = conf("ctr1");
+  const net6 = containerNetOf("fd00::2/64")!;
+  const chain = "CNI-DN-9cccacf967e00a3c04e26";
+  assert.equal(familyTeardown(c, net), { restore: planTeardownUnread(dnatChain(c, net)), udp: [5353] });
+  // The UDP mapping is on a v4 hostIP: no v6 DNAT rule, so nothing of it to flush in v6.
+  assert.equal(familyTeardown(c, net6), { restore: planTeardownUnread(dnatChain(c, net6)), udp: [] });
+  assert.equal(iptablesMapper.teardownPlan(c, [net, net6]), {
+    backend: "iptables",
+    families: { 4: familyTeardown(c, net), 6: familyTeardown(c, net6) },
+  });
+  assert.is(iptablesMapper.teardownPlan(c, []), undefined);
+  assert.ok(teardownIsOwn(familyTeardown(c, net), chain));
+  assert.ok(teardownIsOwn(familyTeardown(conf("ctr1", { conditionsV4: ["-s", "1.2.3.4"] }), net), chain));
+  // A record whose lines would touch anything but this container's chain and its references is not used.
+  assert.not.ok(teardownIsOwn(familyTeardown(c, net), "CNI-DN-other"));
+  for (const restore of [
+    [`-F ${chain}`],
+    [`-X ${chain}`, `-F ${chain}`],
+    [`-F PREROUTING`, `-F ${chain}`, `-X ${chain}`],
+    [`-A CNI-HOSTPORT-DNAT -j ${chain}`, `-F ${chain}`, `-X ${chain}`],
+    [`-D CNI-HOSTPORT-DNAT -j ACCEPT`, `-F ${chain}`, `-X ${chain}`],
+    [`-F ${chain}`, `-X ${chain}`, `-X ${chain}`],
+    [`-F CNI-HOSTPORT-DNAT`, `-X CNI-HOSTPORT-DNAT`],
+  ]) {
+    assert.not.ok(teardownIsOwn({ restore, udp: [] }, chain), restore.join(" | "));
+  }
 });
 
 plan("DEL removes the chain, the entry rules and the legacy chain, nothing shared", () => {

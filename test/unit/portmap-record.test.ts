@@ -16,12 +16,16 @@ import * as assert from "uvu/assert";
 import {
   type AttachmentKey,
   RECORD_DIR,
+  type RecordState,
   readRecord,
+  readRecordState,
   recordPath,
   recordRules,
   recordsOf,
   removeRecord,
   removeStaleRecords,
+  type Teardown,
+  teardownAfter,
   writeRecord,
 } from "../../plugins/portmap/record.js";
 
@@ -86,10 +90,10 @@ t("a record that is not this attachment's, not this netns's, or not whole says n
 t("recordRules replaces 'none'; when it cannot write, it fails only if a 'none' record would stay", () => {
   const dir = fresh();
   writeRecord(key, "none", dir);
-  recordRules(key, dir);
+  recordRules(key, undefined, dir);
   assert.is(readRecord(key, dir), "rules");
   // A name too long for the file system: no record can exist, so the ADD goes on without one.
-  recordRules({ ...key, containerId: "a".repeat(300) }, dir);
+  recordRules({ ...key, containerId: "a".repeat(300) }, undefined, dir);
   // A directory the record cannot be replaced in, holding a "none" record, stops the ADD: read-only by
   // its mode, or (root ignores modes) by a read-only bind mount over it.
   writeRecord(key, "none", dir);
@@ -100,7 +104,7 @@ t("recordRules replaces 'none'; when it cannot write, it fails only if a 'none' 
     execFileSync("mount", ["-o", "remount,bind,ro", netDir]);
   } else chmodSync(netDir, 0o500);
   try {
-    assert.throws(() => recordRules(key, dir), /cannot replace the record/);
+    assert.throws(() => recordRules(key, undefined, dir), /cannot replace the record/);
     assert.is(readRecord(key, dir), "none");
   } finally {
     if (asRoot) execFileSync("umount", [netDir]);
@@ -137,6 +141,101 @@ t("GC removes the records of a network's attachments that are not valid, only th
   assert.is(readRecord(elsewhere, dir), "none");
   assert.ok(existsSync(join(dir, "cbr0", ".b:eth0.tmp-123")), "a write in progress is left alone");
   assert.is(removeStaleRecords("nothing-here", [], dir), 0);
+});
+
+const CHAIN = "CNI-DN-9cccacf967e00a3c04e26";
+const v4: Teardown["families"][4] = {
+  restore: [
+    `-D CNI-HOSTPORT-DNAT -m comment --comment "dnat name: \\"cbr0\\" id: \\"ctr1\\"" -m multiport -p udp --destination-ports 5353 -j ${CHAIN}`,
+    `-F ${CHAIN}`,
+    `-X ${CHAIN}`,
+  ],
+  udp: [5353],
+};
+const v6: Teardown["families"][6] = { restore: [`-F ${CHAIN}`, `-X ${CHAIN}`], udp: [] };
+const teardown: Teardown = { backend: "iptables", families: { 4: v4 } };
+
+t("a record of rules carries the ADD's teardown, read back as written; 'none' carries none", () => {
+  const dir = fresh();
+  writeRecord(key, { installed: "rules", teardown }, dir);
+  assert.equal(readRecordState(key, dir), { installed: "rules", teardown });
+  assert.is(readRecord(key, dir), "rules");
+  const doc = JSON.parse(readFileSync(recordPath(key, dir), "utf8")) as Record<string, unknown>;
+  assert.equal(doc.teardown, teardown, "one JSON document: the teardown next to what the record said before");
+  assert.is(doc.installed, "rules");
+  writeRecord(key, { installed: "none", teardown }, dir);
+  assert.equal(readRecordState(key, dir), { installed: "none" });
+  assert.not.ok("teardown" in JSON.parse(readFileSync(recordPath(key, dir), "utf8")));
+  recordRules(key, teardown, dir);
+  assert.equal(readRecordState(key, dir), { installed: "rules", teardown });
+  recordRules(key, undefined, dir);
+  assert.equal(readRecordState(key, dir), { installed: "rules" }, "a later ADD that knows none drops it");
+});
+
+t(
+  "a record of the previous version (rules, no teardown) and a teardown not whole mean: read the tables",
+  () => {
+    const dir = fresh();
+    writeRecord(key, "rules", dir);
+    const path = recordPath(key, dir);
+    const doc = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+    // Exactly what the previous version wrote.
+    assert.equal(Object.keys(doc).sort(), ["containerId", "ifname", "installed", "netns", "network"]);
+    assert.equal(readRecordState(key, dir), { installed: "rules" });
+    const broken: unknown[] = [
+      null,
+      "lines",
+      { families: { 4: v4 } },
+      { backend: "nftables", families: { 4: v4 } },
+      { backend: "iptables" },
+      { backend: "iptables", families: {} },
+      { backend: "iptables", families: { 5: v4 } },
+      { backend: "iptables", families: { 4: null } },
+      { backend: "iptables", families: { 4: { ...v4, restore: [] } } },
+      { backend: "iptables", families: { 4: { ...v4, restore: "-F x" } } },
+      {
+        backend: "iptables",
+        families: { 4: { ...v4, restore: [`-F ${CHAIN}\nCOMMIT\n*filter`, `-X ${CHAIN}`] } },
+      },
+      { backend: "iptables", families: { 4: { ...v4, restore: [`-F ${CHAIN}\r`, 7] } } },
+      { backend: "iptables", families: { 4: { ...v4, udp: [0] } } },
+      { backend: "iptables", families: { 4: { ...v4, udp: [65536] } } },
+      { backend: "iptables", families: { 4: { ...v4, udp: ["53"] } } },
+      { backend: "iptables", families: { 4: { restore: v4.restore } } },
+      { backend: "iptables", families: { 4: v4, 6: { udp: [] } } },
+    ];
+    for (const bad of broken) {
+      writeFileSync(path, JSON.stringify({ ...doc, teardown: bad }));
+      assert.equal(readRecordState(key, dir), { installed: "rules" }, JSON.stringify(bad));
+    }
+    writeFileSync(
+      path,
+      JSON.stringify({ ...doc, teardown: { backend: "iptables", families: { 4: v4, 6: v6 } } }),
+    );
+    assert.equal(readRecordState(key, dir)?.teardown?.families, { 4: v4, 6: v6 });
+    // Another netns's record, with a teardown, is still no record here.
+    writeFileSync(path, JSON.stringify({ ...doc, netns: (doc.netns as number) + 1, teardown }));
+    assert.is(readRecordState(key, dir), undefined);
+  },
+);
+
+t("teardownAfter: a repeated ADD keeps the earlier teardown of a family it does not touch", () => {
+  const both: Teardown = { backend: "iptables", families: { 4: v4, 6: v6 } };
+  const only6: Teardown = { backend: "iptables", families: { 6: v6 } };
+  const none: RecordState = { installed: "none" };
+  assert.equal(teardownAfter(undefined, teardown), teardown, "first ADD: its own");
+  assert.equal(teardownAfter(none, teardown), teardown, "after an ADD that installed nothing");
+  assert.is(teardownAfter(undefined, undefined), undefined, "a backend without one (nft)");
+  assert.is(teardownAfter({ installed: "rules", teardown }, undefined), undefined);
+  assert.equal(teardownAfter({ installed: "rules", teardown: only6 }, teardown), both);
+  const v4b = { restore: [`-F ${CHAIN}`, `-X ${CHAIN}`], udp: [] };
+  assert.equal(
+    teardownAfter({ installed: "rules", teardown: both }, { backend: "iptables", families: { 4: v4b } }),
+    { backend: "iptables", families: { 4: v4b, 6: v6 } },
+    "the family the ADD planned again is replaced (its rules were)",
+  );
+  // Rules of the attachment that no teardown describes (a record of the previous version): unknown.
+  assert.is(teardownAfter({ installed: "rules" }, teardown), undefined);
 });
 
 t.run();
