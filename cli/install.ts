@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { missingHostPrograms } from "./host-programs.js";
 import { applyChanges } from "./install/change.js";
+import { runCommand } from "./install/command.js";
 import {
   CONFLIST_NAME,
   FLANNEL_CONFLIST,
@@ -8,7 +9,7 @@ import {
   renderConflist,
   validateConflist,
 } from "./install/conflists.js";
-import { type InstallFlags, parseInstallFlags, UsageError, wantsHelp } from "./install/flags.js";
+import { type InstallFlags, parseInstallFlags, UsageError } from "./install/flags.js";
 import { isWeftExecutable } from "./install/identify.js";
 import { ALL_NAMES } from "./install/manifest.js";
 import { FORCE_HINT, planInstall } from "./install/plan-install.js";
@@ -78,13 +79,9 @@ function conflistText(flags: InstallFlags): string | undefined {
   return text;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  if (wantsHelp(argv)) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const out = (line: string) => process.stdout.write(`${line}\n`);
-  try {
+export function main(argv: string[]): Promise<number> {
+  return runCommand("install", USAGE, argv, async () => {
+    const out = (line: string) => process.stdout.write(`${line}\n`);
     const flags = parseInstallFlags(argv);
     const source = sourceOf(flags);
     const conflist = conflistText(flags);
@@ -118,13 +115,5 @@ export async function main(argv: string[]): Promise<number> {
     }
     await applyChanges(plan.changes, out);
     return 0;
-  } catch (err) {
-    if (err instanceof UsageError) {
-      fail(err.message);
-      process.stderr.write("(weft install --help shows the flags)\n");
-      return 2;
-    }
-    fail((err as Error).message);
-    return 1;
-  }
+  });
 }

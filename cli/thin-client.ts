@@ -12,7 +12,7 @@
  * daemon that cannot serve this call (another network namespace, a pod netns it cannot see, another
  * protocol) says so before doing anything, and the client then does the work itself.
  */
-import { readSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { basename } from "node:path";
 import {
   type CallReply,
@@ -26,6 +26,7 @@ import {
   SERVED_VERBS,
   SOCKET_VAR,
 } from "../shared/cni/socket-protocol.js";
+import { readAll } from "../shared/fs/read-all.js";
 import { writeAll } from "../shared/fs/write-all.js";
 import { exchange } from "./unix-stream.js";
 
@@ -57,34 +58,6 @@ function statError(path: string): string | undefined {
 function msFrom(v: string | undefined, fallback: number): number {
   const n = Number(v);
   return v && Number.isFinite(n) && n > 0 ? n : fallback;
-}
-
-/**
- * stdin, synchronously, up to one byte more than `limit` (the plugin's own limit): a runaway writer is
- * not read further here either.
- */
-function readAllStdin(limit: number): Buffer {
-  const chunks: Buffer[] = [];
-  const buf = Buffer.allocUnsafe(64 * 1024);
-  let total = 0;
-  while (total <= limit) {
-    let n: number;
-    try {
-      n = readSync(0, buf, 0, buf.length, null);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === "EAGAIN") {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
-        continue;
-      }
-      if (code === "EOF" || code === "EBADF") break;
-      throw err;
-    }
-    if (n === 0) break;
-    chunks.push(Buffer.from(buf.subarray(0, n)));
-    total += n;
-  }
-  return Buffer.concat(chunks);
 }
 
 /** The config's cniVersion for an error object, as skel reports errors in the config's version. */
@@ -189,7 +162,9 @@ export async function forwardToDaemon(env: NodeJS.ProcessEnv = process.env): Pro
   const netns = identity("/proc/self/ns/net");
   const exe = identity(process.execPath);
   if (!netns || !exe) return local(`cannot identify ${netns ? process.execPath : "/proc/self/ns/net"}`);
-  const stdin = readAllStdin(MAX_STDIN_BYTES);
+  // Read as the plugin reads it (skel's readStdin): past the plugin's own limit, a runaway writer is not
+  // read further here either.
+  const stdin = readAll(0, MAX_STDIN_BYTES);
   forwardedStdin = stdin;
   // More than the plugin accepts: it says so itself (the local path sees the same bytes and the limit).
   if (stdin.length > MAX_STDIN_BYTES) return local(`stdin is larger than ${MAX_STDIN_BYTES} bytes`);

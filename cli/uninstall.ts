@@ -1,5 +1,6 @@
 import { applyChanges, type Change } from "./install/change.js";
-import { parseUninstallFlags, UsageError, wantsHelp } from "./install/flags.js";
+import { runCommand } from "./install/command.js";
+import { parseUninstallFlags } from "./install/flags.js";
 import { manifestPath } from "./install/manifest.js";
 import { flannelNetworks } from "./install/node-state.js";
 import { planUninstall } from "./install/plan-uninstall.js";
@@ -27,13 +28,9 @@ Removes exactly what 'weft install' wrote into the bin dir and the conf dir (rec
 
 const note = (msg: string) => process.stderr.write(`weft uninstall: ${msg}\n`);
 
-export async function main(argv: string[]): Promise<number> {
-  if (wantsHelp(argv)) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  const out = (line: string) => process.stdout.write(`${line}\n`);
-  try {
+export function main(argv: string[]): Promise<number> {
+  return runCommand("uninstall", USAGE, argv, async () => {
+    const out = (line: string) => process.stdout.write(`${line}\n`);
     const flags = parseUninstallFlags(argv);
     // The networks are read before the conflist goes: purge needs its paths.
     const networks = flags.purge ? flannelNetworks(flags.confDir) : [];
@@ -62,13 +59,5 @@ export async function main(argv: string[]): Promise<number> {
     }
     await applyChanges(changes, out);
     return 0;
-  } catch (err) {
-    if (err instanceof UsageError) {
-      note(err.message);
-      process.stderr.write("(weft uninstall --help shows the flags)\n");
-      return 2;
-    }
-    note((err as Error).message);
-    return 1;
-  }
+  });
 }

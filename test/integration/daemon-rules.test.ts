@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ensureFlannelRules, type FlannelRulesSpec, removeFlannelRules } from "../../daemon/rules.js";
+import { FORWARD_JUMP } from "../helpers/flannel-rules.js";
 import { assertRoot, TestNetns } from "../helpers/netns.js";
 
 const s = suite("flannel iptables rules");
@@ -63,6 +64,20 @@ const flannelLines = (family: 4 | 6, table: string) =>
 const ipt = (family: 4 | 6, args: string[]) =>
   ns.exec([family === 4 ? "iptables" : "ip6tables", "-w", ...args]);
 
+/** A resync with the record of saves and restores emptied first: what it changed, and what it ran. */
+async function resync(): Promise<{ changed: string[]; calls: string[] }> {
+  writeFileSync(join(shims, "calls"), "");
+  const out = await ensureFlannelRules(spec());
+  return { changed: out.changed, calls: calls() };
+}
+const SAVE_AND_RESTORE = ["iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"];
+
+/** The IPv4 tables hold flanneld's two chains, exactly. */
+function assertIpv4Rules(): void {
+  assert.equal(flannelLines(4, "nat"), [":FLANNEL-POSTRTG - [0:0]", ...MASQ_V4]);
+  assert.equal(flannelLines(4, "filter"), [":FLANNEL-FWD - [0:0]", ...FWD_V4]);
+}
+
 s.before(() => {
   assertRoot();
   ns = TestNetns.create("wrl");
@@ -88,17 +103,15 @@ s.after(() => {
 s(
   "installed: flanneld's rules in both tables and families, one save and one restore per family",
   async () => {
-    writeFileSync(join(shims, "calls"), "");
-    const out = await ensureFlannelRules(spec());
-    assert.equal(out.changed, [
+    const r = await resync();
+    assert.equal(r.changed, [
       "IPv4 nat FLANNEL-POSTRTG",
       "IPv4 filter FLANNEL-FWD",
       "IPv6 nat FLANNEL-POSTRTG",
       "IPv6 filter FLANNEL-FWD",
     ]);
-    assert.equal(calls(), ["iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"]);
-    assert.equal(flannelLines(4, "nat"), [":FLANNEL-POSTRTG - [0:0]", ...MASQ_V4]);
-    assert.equal(flannelLines(4, "filter"), [":FLANNEL-FWD - [0:0]", ...FWD_V4]);
+    assert.equal(r.calls, SAVE_AND_RESTORE);
+    assertIpv4Rules();
     assert.equal(flannelLines(6, "nat"), [":FLANNEL-POSTRTG - [0:0]", ...MASQ_V6]);
     assert.equal(flannelLines(6, "filter"), [
       ":FLANNEL-FWD - [0:0]",
@@ -114,51 +127,22 @@ s(
 
 s("a second resync changes nothing: no restore, byte-identical iptables-save", async () => {
   const before = [save(4), save(6)];
-  writeFileSync(join(shims, "calls"), "");
-  const out = await ensureFlannelRules(spec());
-  assert.equal(out.changed, []);
-  assert.equal(calls(), ["iptables-save", "ip6tables-save"]);
+  const r = await resync();
+  assert.equal(r.changed, []);
+  assert.equal(r.calls, ["iptables-save", "ip6tables-save"]);
   assert.equal([save(4), save(6)], before);
 });
 
 s("a flushed chain, a lost jump and a deleted chain come back in one restore", async () => {
   ipt(4, ["-t", "nat", "-F", "FLANNEL-POSTRTG"]);
-  ipt(4, [
-    "-t",
-    "filter",
-    "-D",
-    "FORWARD",
-    "-m",
-    "comment",
-    "--comment",
-    "flanneld forward",
-    "-j",
-    "FLANNEL-FWD",
-  ]);
-  ipt(6, [
-    "-t",
-    "filter",
-    "-D",
-    "FORWARD",
-    "-m",
-    "comment",
-    "--comment",
-    "flanneld forward",
-    "-j",
-    "FLANNEL-FWD",
-  ]);
+  ipt(4, ["-t", "filter", "-D", ...FORWARD_JUMP]);
+  ipt(6, ["-t", "filter", "-D", ...FORWARD_JUMP]);
   ipt(6, ["-t", "filter", "-F", "FLANNEL-FWD"]);
   ipt(6, ["-t", "filter", "-X", "FLANNEL-FWD"]);
-  writeFileSync(join(shims, "calls"), "");
-  const out = await ensureFlannelRules(spec());
-  assert.equal(out.changed, [
-    "IPv4 nat FLANNEL-POSTRTG",
-    "IPv4 filter FLANNEL-FWD",
-    "IPv6 filter FLANNEL-FWD",
-  ]);
-  assert.equal(calls(), ["iptables-save", "iptables-restore", "ip6tables-save", "ip6tables-restore"]);
-  assert.equal(flannelLines(4, "nat"), [":FLANNEL-POSTRTG - [0:0]", ...MASQ_V4]);
-  assert.equal(flannelLines(4, "filter"), [":FLANNEL-FWD - [0:0]", ...FWD_V4]);
+  const r = await resync();
+  assert.equal(r.changed, ["IPv4 nat FLANNEL-POSTRTG", "IPv4 filter FLANNEL-FWD", "IPv6 filter FLANNEL-FWD"]);
+  assert.equal(r.calls, SAVE_AND_RESTORE);
+  assertIpv4Rules();
   assert.is(flannelLines(6, "filter").length, 4);
 });
 

@@ -14,6 +14,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { dnatChainName } from "../../plugins/portmap/chains.js";
 import { Cluster, type ClusterNode, type ClusterPod, hubEtcd, pingOk } from "../helpers/cluster.js";
+import { FORWARD_JUMP } from "../helpers/flannel-rules.js";
 import { ipOf, type Pod, type PodPath, weftBinDir } from "../helpers/podpath.js";
 import { until } from "../helpers/weftd.js";
 
@@ -326,17 +327,7 @@ test("weftd stopped: weftd, a route, the VXLAN neighbour and fdb entry, FORWARD 
     await nsExec(n0, ["ip", "neigh", "del", vtep1, "dev", "flannel.1"]);
     await nsExec(n0, ["bridge", "fdb", "del", mac1, "dev", "flannel.1", "dst", n1.ip]);
     await nsExec(n0, ["iptables", "-P", "FORWARD", "DROP"]);
-    await nsExec(n0, [
-      "iptables",
-      "-D",
-      "FORWARD",
-      "-m",
-      "comment",
-      "--comment",
-      "flanneld forward",
-      "-j",
-      "FLANNEL-FWD",
-    ]);
+    await nsExec(n0, ["iptables", "-D", ...FORWARD_JUMP]);
     await nsExec(n0, ["iptables", "-t", "nat", "-F", "FLANNEL-POSTRTG"]);
     const o = await doctor(n0);
     reports(o, "weftd", /does not answer at http:\/\/127\.0\.0\.1:\d+\/healthz.*ECONNREFUSED/, /start weftd/);

@@ -162,12 +162,25 @@ Install(
     const backend = runWeft(["install", ...dirs(), "--backend", "udp"]);
     assert.is(backend.status, 2);
     assert.match(backend.stderr, /invalid value "udp" for --backend: allowed: vxlan, host-gw/);
-    assert.is(runWeft(["install", "--bogus"]).status, 2);
-    assert.is(runWeft(["uninstall", "--force"]).status, 2);
+    // Bad usage: the message and where the flags are, on stderr only; --help: the usage on stdout, exit 0.
+    for (const [cmd, flag] of [
+      ["install", "--bogus"],
+      ["uninstall", "--force"],
+    ] as const) {
+      const r = runWeft([cmd, flag]);
+      assert.is(r.status, 2);
+      assert.is(r.stdout, "");
+      assert.match(r.stderr, new RegExp(`^weft ${cmd}: unknown flag ${flag}; allowed flags: .*\n`));
+      assert.ok(r.stderr.endsWith(`\n(weft ${cmd} --help shows the flags)\n`), r.stderr);
+      const help = runWeft([cmd, flag, "--help"]);
+      assert.is(help.status, 0);
+      assert.ok(help.stdout.startsWith(`usage: weft ${cmd} [--bin-dir DIR]`), help.stdout);
+      assert.is(help.stderr, "");
+    }
 
     const notWeft = runWeft(["install", ...dirs(), "--from", join(REFERENCE_DIR, "bridge")]);
     assert.is(notWeft.status, 1);
-    assert.match(notWeft.stderr, /--from \/usr\/lib\/cni\/bridge is not a weft executable/);
+    assert.is(notWeft.stderr, "weft install: --from /usr/lib/cni/bridge is not a weft executable\n");
     assert.not.ok(existsSync(join(root, "opt")));
 
     // Run from the compiled JS, the running executable is node: install will not copy node.
