@@ -1,10 +1,11 @@
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fastpathEnv } from "./fastpath.js";
 import { pluginRunOf } from "./plugin.js";
+import { spawnAsync } from "./spawn-async.js";
 
 /**
  * The libcni test client (test/tools/cnitool/main.go): built on demand from Debian's golang-go and
@@ -151,19 +152,7 @@ export function cnitoolAsync(
   o: CnitoolOptions,
 ): Promise<CnitoolRun> {
   const { file, args, env } = cnitoolCommand(verb, netName, netns, o);
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(file, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (status) => resolvePromise(pluginRunOf({ status, stdout, stderr })));
-  });
+  return spawnAsync(file, args, { env }).then(pluginRunOf);
 }
 
 /** The container ID upstream cnitool derives from a netns path: "cnitool-" + hex(sha512(path)[:10]). */

