@@ -143,7 +143,14 @@ export function writeRecord(key: AttachmentKey, state: Installed | RecordState, 
     installed,
     ...(installed === "rules" && teardown ? { teardown } : {}),
   };
-  writeFileAtomic(recordPath(key, dir), `${JSON.stringify(doc)}\n`, { mode: 0o600, dirMode: 0o700 });
+  // Not fsynced: a record speaks of this boot's nat tables and pods, and /run is emptied at boot (where
+  // /run is on disk and the machine crashed, a record left is one of a container of the previous boot).
+  // The file's and the directory's fsyncs were most of a served portmap ADD without mappings there.
+  writeFileAtomic(recordPath(key, dir), `${JSON.stringify(doc)}\n`, {
+    mode: 0o600,
+    dirMode: 0o700,
+    durable: false,
+  });
 }
 
 /**

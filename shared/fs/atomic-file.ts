@@ -19,6 +19,11 @@ export interface AtomicWriteOptions {
   mode: number;
   /** Mode for directories created on the way (umask applies, as with MkdirAll). */
   dirMode: number;
+  /**
+   * false: no fsync of the file or the directory, only the temp file and the rename (readers still see
+   * the old file or the whole new one). For files whose meaning ends with the boot anyway (in /run).
+   */
+  durable?: boolean;
 }
 
 /**
@@ -27,6 +32,10 @@ export interface AtomicWriteOptions {
  * then fsync the directory so the rename survives a crash. The temp file is removed on any failure.
  */
 export function writeFileAtomic(path: string, data: string | Buffer, opts: AtomicWriteOptions): void {
+  if (opts.durable === false) {
+    closeSync(placeFile(path, data, opts) as number);
+    return;
+  }
   const fd = placeFile(path, data, opts, (file) => {
     try {
       fsyncSync(file);

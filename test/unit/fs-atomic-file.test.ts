@@ -19,6 +19,18 @@ t("writeFileAtomic: the whole file under its name, with its mode whatever the um
 });
 
 t(
+  "writeFileAtomic durable: false: the same file, mode and no temp left (only the fsyncs are skipped)",
+  () => {
+    const path = join(dir, "d", "f");
+    writeFileAtomic(path, "one", { mode: 0o600, dirMode: 0o700, durable: false });
+    writeFileAtomic(path, "two", { mode: 0o600, dirMode: 0o700, durable: false });
+    assert.is(readFileSync(path, "utf8"), "two");
+    assert.is(statSync(path).mode & 0o777, 0o600);
+    assert.equal(readdirSync(join(dir, "d")), ["f"]);
+  },
+);
+
+t(
   "writeFileAtomicSyncLater: in place when it returns, before its flushes; the promise resolves",
   async () => {
     const path = join(dir, "b", "f");
@@ -46,7 +58,7 @@ t("writeFileAtomicSyncLater: a path it cannot create throws at once and leaves n
     () => writeFileAtomicSyncLater(join(file, "sub", "f"), "x", { mode: 0o600, dirMode: 0o700 }),
     (err: NodeJS.ErrnoException) => err.code === "ENOTDIR" || err.code === "EEXIST",
   );
-  assert.equal(readdirSync(dir).sort(), ["a", "b", "c", "plain"]);
+  assert.equal(readdirSync(dir).sort(), ["a", "b", "c", "d", "plain"]);
 });
 
 t.run();
