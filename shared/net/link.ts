@@ -73,7 +73,8 @@ export const linkShow = (name: string, what = `look up ${name}`): IpCommand => (
   read: true,
 });
 
-const NO_SUCH_LINK = /does not exist|Cannot find device|No such device/;
+/** ip's words for a link that is not there. */
+export const NO_SUCH_LINK = /does not exist|Cannot find device|No such device/;
 
 /** A `link show` read whose answer is undefined when there is no such link (the batch runs -force). */
 export const linkShowIfExists = (name: string): IpCommand => ({
