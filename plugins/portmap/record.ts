@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { writeFileAtomic } from "../../shared/fs/atomic-file.js";
+import { goFileError } from "../../shared/fs/go-errors.js";
 
 /**
  * What portmap's ADD installed for one attachment, kept so that its DEL need not read the nat tables.
@@ -173,6 +174,9 @@ export function removeRecord(key: AttachmentKey, dir = RECORD_DIR): void {
   const path = recordPath(key, dir);
   try {
     rmSync(path, { force: true });
+  } catch (err) {
+    // A name too long for the file system names no record: no ADD could have written it.
+    if ((err as NodeJS.ErrnoException).code !== "ENAMETOOLONG") throw goFileError(err, path, "remove");
   } finally {
     try {
       // An ADD creating its record meanwhile fails to write it and goes on without: its DEL then reads.

@@ -5,6 +5,7 @@ import { mayEnter } from "./delegation.js";
 import { type Caller, type CmdArgs, callerOf, DELEGATION_VAR, splitPath, type Verb } from "./env.js";
 import { CniError, ErrorCode, toCniError } from "./errors.js";
 import { goQuote } from "./goquote.js";
+import { JsonSyntaxError, scanJson } from "./json-scan.js";
 import type { Plugin } from "./plugin.js";
 import { runVerb } from "./skel.js";
 
@@ -98,6 +99,19 @@ export function sameError(a: unknown, b: unknown): boolean {
   return x.code === y.code && x.msg === y.msg && x.details === y.details;
 }
 
+/**
+ * Go's words for what JSON.parse refused ("invalid character 'u' looking for beginning of value"), as the
+ * reference's json.Unmarshal reports it; undefined if the scanner takes the text after all.
+ */
+function goSyntaxError(text: string): string | undefined {
+  try {
+    scanJson(text);
+    return undefined;
+  } catch (err) {
+    return err instanceof JsonSyntaxError ? err.message : undefined;
+  }
+}
+
 /** Turns a failed plugin's output into the error, as invoke's RawExec.pluginErr does. */
 export function pluginError(stdout: string, stderr: string, exitMessage: string): CniError {
   if (stdout.length === 0) {
@@ -115,7 +129,7 @@ export function pluginError(stdout: string, stderr: string, exitMessage: string)
   try {
     doc = JSON.parse(stdout);
   } catch (err) {
-    return unparsable((err as Error).message, err);
+    return unparsable(goSyntaxError(stdout) ?? (err as Error).message, err);
   }
   // Go decodes into its Error struct: null leaves it empty, other non-objects fail.
   if (doc !== null && (typeof doc !== "object" || Array.isArray(doc))) {

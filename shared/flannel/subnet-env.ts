@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { writeFileAtomic } from "../fs/atomic-file.js";
+import { goFileError } from "../fs/go-errors.js";
 import { firstHost, formatCidr, networkOf, parseCidr } from "../net/ipaddr.js";
 
 /**
@@ -110,20 +111,9 @@ export function readSubnetEnv(file: string): SubnetEnv {
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw new Error(goOpenError(file, err as NodeJS.ErrnoException), { cause: err });
+    throw goFileError(err, file);
   }
   return parseSubnetEnv(text, file);
-}
-
-function goOpenError(file: string, err: NodeJS.ErrnoException): string {
-  const reason: Record<string, string> = {
-    ENOENT: "no such file or directory",
-    EACCES: "permission denied",
-    EISDIR: "is a directory",
-    ENOTDIR: "not a directory",
-  };
-  const text = (err.code && reason[err.code]) || err.message;
-  return err.code === "EISDIR" ? `read ${file}: ${text}` : `open ${file}: ${text}`;
 }
 
 /** What flanneld knows when it writes the file: the cluster networks and this node's leases. */

@@ -112,7 +112,7 @@ export class ReservationStore {
       entries = readdirSync(this.dir, { withFileTypes: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-      throw err;
+      throw goFileError(err, this.dir);
     }
     const out: Reservation[] = [];
     for (const e of entries) {

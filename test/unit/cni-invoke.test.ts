@@ -114,6 +114,24 @@ errors("stdout that is not an error object", () => {
   }
 });
 
+errors(
+  "stdout that is not JSON: why, in Go's json words (not JSON.parse's), as the reference says it",
+  () => {
+    const cases: Array<[string, string]> = [
+      ["usage: weft <command>\n", "invalid character 'u' looking for beginning of value"],
+      ['{"code": 7,}', "invalid character '}' looking for beginning of object key string"],
+      ['{"code": 7', "unexpected end of JSON input"],
+    ];
+    for (const [out, why] of cases) {
+      const e = pluginError(out, "", "exit status 2");
+      assert.is(
+        e.msg,
+        `netplugin failed but error parsing its diagnostic message ${JSON.stringify(out)}: ${why}`,
+      );
+    }
+  },
+);
+
 errors.run();
 
 const exec = suite("invokeDelegate: exec of a foreign plugin");
