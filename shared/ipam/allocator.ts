@@ -56,7 +56,7 @@ function allocateLocked(
   const requested = new Map<string, IP>();
   for (const ip of cfg.requestedIps) if (!requested.has(formatIp(ip))) requested.set(formatIp(ip), ip);
 
-  const existing = store.scan();
+  const existing = store.scan({ locked: true });
   const taken = new Set(existing.filter((r) => r.owner !== undefined).map((r) => r.name));
   const keys = ownerKeys(containerId, ifname);
   const mine = existing.filter((r) => r.ip && (r.content === keys.exact || r.content === keys.legacy));
@@ -150,7 +150,7 @@ export async function release(cfg: IpamConfig, containerId: string, ifname: stri
   const store = ReservationStore.open(cfg.dataDir, cfg.name);
   return withFileLock(store.lockPath, () => {
     const keys = ownerKeys(containerId, ifname);
-    let remaining = store.scan();
+    let remaining = store.scan({ locked: true });
     const released: string[] = [];
     const removeWhere = (content: string): boolean => {
       let found = false;

@@ -105,8 +105,12 @@ export class ReservationStore {
     return new ReservationStore(dir);
   }
 
-  /** Every file in the network directory but the lock, the last_reserved_ip files and temp files, by name. */
-  scan(): Reservation[] {
+  /**
+   * Every file in the network directory but the lock, the last_reserved_ip files and temp files, by name.
+   * `locked`: the caller holds the lock, so any temp file is one a writer that died left (a live writer
+   * holds the lock from its temp file to the link), and it is removed on the way.
+   */
+  scan(opts: { locked?: boolean } = {}): Reservation[] {
     let entries: Dirent[];
     try {
       entries = readdirSync(this.dir, { withFileTypes: true });
@@ -116,6 +120,7 @@ export class ReservationStore {
     }
     const out: Reservation[] = [];
     for (const e of entries) {
+      if (opts.locked && e.name.startsWith(TEMP_PREFIX)) unlinkQuiet(join(this.dir, e.name));
       if (!e.isFile() || isBookkeeping(e.name)) continue;
       let content: string;
       try {

@@ -281,6 +281,22 @@ const histories: History[] = [
     ],
   },
   {
+    // A writer killed between its temp file and the link (weftd SIGKILLed mid-ADD, cni-socket.test) left
+    // the file for good: only GC removed it. Whoever holds the lock next knows it is stale.
+    name: "temp files a dead writer left go with the next ADD and DEL (both hold the lock)",
+    ranges: [[{ subnet: "10.0.0.0/29" }]],
+    files: { ".weft-tmp-4242-mx3f3vae-5": "dead\r\neth0", ".weft-tmp-4242-mx3f3vaf-6": "" },
+    steps: [{ add: "a", expect: ["10.0.0.2/29"] }],
+    left: ["10.0.0.2", "last_reserved_ip.0", "lock"],
+  },
+  {
+    name: "the same for DEL",
+    ranges: [[{ subnet: "10.0.0.0/29" }]],
+    files: { "10.0.0.2": "a\r\neth0", ".weft-tmp-4242-mx3f3vae-5": "dead\r\neth0" },
+    steps: [{ del: "a" }],
+    left: ["lock"],
+  },
+  {
     name: "dual-stack: one address per set",
     ranges: [[{ subnet: "10.0.0.0/24" }], [{ subnet: "fd00::/64" }]],
     steps: [
