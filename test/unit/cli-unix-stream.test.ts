@@ -92,6 +92,17 @@ for (const transport of ["handle", "net"] as const) {
     assert.is(o.error, undefined);
   });
 
+  t("a reply of over a MiB arrives whole, in order", async () => {
+    const path = sockPath();
+    const reply = Array.from({ length: 200_000 }, (_, i) => `${i}`).join(",");
+    const srv = await replying(path, () => `${reply}\n`);
+    const o = await run(path, "x\n", transport);
+    srv.close();
+    assert.is(o.error, undefined);
+    assert.is(o.data.length, reply.length + 1);
+    assert.ok(o.data === `${reply}\n`, "the same bytes");
+  });
+
   t("no socket file: ENOENT, not connected", async () => {
     const o = await run(join(dir, "absent.sock"), "x\n", transport);
     assert.equal(o, { connected: false, data: "", error: "ENOENT", endings: 1 });
