@@ -33,7 +33,7 @@ export interface LinkRecord {
   addr_info?: Array<{ family: "inet" | "inet6"; local: string; prefixlen: number; scope?: string }>;
 }
 
-export const kindOf = (l: LinkRecord): string | undefined => l.linkinfo?.info_kind;
+export const kindOf = (l: Pick<LinkRecord, "linkinfo">): string | undefined => l.linkinfo?.info_kind;
 
 /**
  * IFF_PROMISC as netlink reports it (the user's setting, not a count raised by a packet socket), which is

@@ -1,5 +1,5 @@
 import { batchWordProblem, type IpCommand, q } from "./ip.js";
-import { linkShow, NO_SUCH_LINK } from "./link.js";
+import { kindOf, type LinkRecord, linkShow, NO_SUCH_LINK } from "./link.js";
 import { randomBytes } from "./random.js";
 import { CommandError, run, start } from "./run.js";
 
@@ -34,13 +34,6 @@ export function vethAdd(p: VethPair): IpCommand {
 
 export type PodVethRemoval = "deleted" | "absent" | "not-veth" | "foreign";
 
-interface ShownLink {
-  ifindex?: number;
-  link_index?: number;
-  link_netnsid?: number;
-  linkinfo?: { info_kind?: string };
-}
-
 /**
  * Deletes the veth `ifname` in the namespace at `netns` if its peer is a port of `bridge` (a host bridge,
  * read through ip: the caller's /sys may show another namespace): only a veth whose peer is in another
@@ -66,7 +59,7 @@ export async function removePodVethOfBridge(
   // No bridge (ip fails): no port can be the peer.
   const portIndexes = ports.exitCode === 0 ? parseLinks(ports.stdout).map((l) => l.ifindex) : [];
   const outcome: PodVethRemoval =
-    link.linkinfo?.info_kind !== "veth"
+    kindOf(link) !== "veth"
       ? "not-veth"
       : link.link_netnsid === undefined || !portIndexes.includes(link.link_index)
         ? "foreign"
@@ -78,7 +71,7 @@ export async function removePodVethOfBridge(
 /** The pod's link, read; then removed or left. */
 interface PodLink {
   /** undefined when there is no such link. */
-  shown: Promise<ShownLink | undefined>;
+  shown: Promise<Partial<LinkRecord> | undefined>;
   remove(): Promise<void>;
   leave(): Promise<void>;
 }
@@ -135,10 +128,10 @@ function podLinkCalls(netns: string, ifname: string): PodLink {
 }
 
 /** ip's JSON array of links; none when it is not one. */
-function parseLinks(json: string): ShownLink[] {
+function parseLinks(json: string): Array<Partial<LinkRecord>> {
   try {
     const links = JSON.parse(json || "[]") as unknown;
-    return Array.isArray(links) ? (links as ShownLink[]) : [];
+    return Array.isArray(links) ? (links as Array<Partial<LinkRecord>>) : [];
   } catch {
     return [];
   }
