@@ -26,8 +26,7 @@ export async function gcReservations(cfg: IpamConfig, valid: Attachment[] | unde
   if (!existsSync(store.dir)) return [];
   return withFileLock(store.lockPath, () => {
     const released: string[] = [];
-    for (const tmp of store.staleTempFiles()) store.remove(tmp);
-    for (const r of store.scan()) {
+    for (const r of store.scan({ locked: true })) {
       if (!r.ip) continue;
       if (r.owner && isValid(r.owner, valid)) continue;
       if (store.remove(r.name)) released.push(r.name);

@@ -134,15 +134,6 @@ export class ReservationStore {
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  /** Temp files a crashed writer left behind (only ever stale while the lock is held). */
-  staleTempFiles(): string[] {
-    try {
-      return readdirSync(this.dir).filter((n) => n.startsWith(TEMP_PREFIX));
-    } catch {
-      return [];
-    }
-  }
-
   /**
    * Reserves `ip` for the container: true when the file was created, false when it was already taken.
    * An existing file that does not hold a reservation is reclaimed. Then `last_reserved_ip.<rangeId>`
