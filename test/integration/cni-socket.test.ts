@@ -227,6 +227,18 @@ function podChains(ctx: Ctx): string[] {
   return [...nat.matchAll(/^:(CNI-DN-[0-9a-f]+|CNI-[0-9a-f]{24}) /gm)].map((m) => m[1]!);
 }
 
+/**
+ * weftd started, and a pod ADDed through it: what a call the daemon does not serve must give the same
+ * result as. `before`: the calls weftd served so far.
+ */
+async function servedReference(ctx: Ctx, tag: string) {
+  const d = await startDaemon(ctx);
+  const servedPod = ctx.pp.pod(tag);
+  const reference = ctx.pp.add(servedPod);
+  assertServed(reference, "ADD");
+  return { d, servedPod, reference, before: served(d) };
+}
+
 /** Nothing of any pod is left: reservations, saved flannel configs, veths on the bridge, pod chains. */
 function assertNothingLeft(ctx: Ctx): void {
   assert.equal(ctx.pp.reservations(), [], "host-local reservations");
@@ -304,11 +316,7 @@ t(
   "fallback: no socket file, a stale socket, WEFT_CNI_SOCKET=off: the client does the work, same result",
   async (ctx) => {
     const { pp } = ctx;
-    const d = await startDaemon(ctx);
-    const servedPod = pp.pod("wcsf");
-    const reference = pp.add(servedPod);
-    assertServed(reference, "ADD");
-    const before = served(d);
+    const { d, servedPod, reference, before } = await servedReference(ctx, "wcsf");
 
     const stale = join(ctx.dir, "stale.sock");
     // A socket file nobody listens on, as a killed weftd leaves it.
@@ -344,11 +352,7 @@ t(
   "a client in another network namespace is not served: it does the work itself, same result",
   async (ctx) => {
     const { pp } = ctx;
-    const d = await startDaemon(ctx);
-    const servedPod = pp.pod("wcso");
-    const reference = pp.add(servedPod);
-    assertServed(reference, "ADD");
-    const before = served(d);
+    const { d, servedPod, reference, before } = await servedReference(ctx, "wcso");
     const other = TestNetns.create("wcsx");
     try {
       const pod = pp.pod("wcso");

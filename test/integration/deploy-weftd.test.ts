@@ -148,6 +148,16 @@ c("two nodes get ready, route to each other over vxlan and install their chains"
   }
 });
 
+/** Pods on the node `node` through the kube-flannel list, whose plugins use (and say whether they used) `sock`. */
+function clientPodPath(node: TestNetns, dir: string, sock: string): Promise<PodPath> {
+  return PodPath.create({
+    node,
+    subnetFile: join(dir, "subnet.env"),
+    delegates: "weft",
+    clientEnv: { WEFT_CNI_SOCKET: sock, WEFT_CNI_SOCKET_DEBUG: "1" },
+  });
+}
+
 c(
   "a weftd lacking what the plugins need (CAP_SYS_ADMIN, a writable /proc/sys) does not serve CNI calls: pods still start",
   async (ctx) => {
@@ -155,12 +165,7 @@ c(
     const node = ctx.underlay.nodes[0]!;
     const dir = join(ctx.dir, node.netns.name);
     const sock = join(dir, "cni.sock");
-    const pp = await PodPath.create({
-      node: node.netns,
-      subnetFile: join(dir, "subnet.env"),
-      delegates: "weft",
-      clientEnv: { WEFT_CNI_SOCKET: sock, WEFT_CNI_SOCKET_DEBUG: "1" },
-    });
+    const pp = await clientPodPath(node.netns, dir, sock);
     try {
       const pod = pp.pod("wdpa");
       const r = pp.add(pod, {
@@ -207,12 +212,7 @@ c(
       () => cni.code !== undefined || /Serving CNI calls on/.test(cni.log()),
     );
     assert.is(cni.code, undefined, cni.log());
-    const pp = await PodPath.create({
-      node: node.netns,
-      subnetFile: join(dir, "subnet.env"),
-      delegates: "weft",
-      clientEnv: { WEFT_CNI_SOCKET: sock, WEFT_CNI_SOCKET_DEBUG: "1" },
-    });
+    const pp = await clientPodPath(node.netns, dir, sock);
     try {
       const pod = pp.pod("wdpb");
       const capArgs = { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: "tcp" }] };

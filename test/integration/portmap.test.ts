@@ -7,7 +7,7 @@
  * Shared state: the CNI-HOSTPORT-* chains and the nft cni_hostport tables may be in use by concurrent
  * tests, so they are never removed; "as before" is checked on this test's own chains, rules and IDs.
  */
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
@@ -30,6 +30,7 @@ import { uniqueName } from "../helpers/names.js";
 import { assertRoot, TestNetns } from "../helpers/netns.js";
 import { runPlugin } from "../helpers/plugin.js";
 import { installReference, installWeft, type Pod, PodPath } from "../helpers/podpath.js";
+import { spawnAsync } from "../helpers/spawn-async.js";
 
 type Backend = "iptables" | "nftables";
 
@@ -603,7 +604,7 @@ legacy.run();
 // ---- in a private network namespace (its own, empty nat table) ---------------------------------------
 
 /** Runs weft's portmap inside `ns` (so iptables/nft act on that namespace's tables), asynchronously. */
-function portmapIn(
+async function portmapIn(
   ns: TestNetns,
   exe: string,
   command: string,
@@ -611,32 +612,21 @@ function portmapIn(
   conf: object,
   extraEnv: Record<string, string> = {},
 ): Promise<{ status: number | null; out: string }> {
-  return new Promise((done) => {
-    const env = {
-      ...(process.env as Record<string, string>),
-      ...fastpathEnvIn(ns.name),
-      ...extraEnv,
-      CNI_COMMAND: command,
-      CNI_CONTAINERID: containerId,
-      CNI_NETNS: ns.path,
-      CNI_NETNS_OVERRIDE: "1",
-      CNI_IFNAME: "eth0",
-      CNI_PATH: "/usr/lib/cni",
-    };
-    const p = spawn("ip", ["netns", "exec", ns.name, exe], { env });
-    let out = "";
-    p.stdout.on("data", (d) => {
-      out += d;
-    });
-    p.stderr.on("data", (d) => {
-      out += d;
-    });
-    p.on("close", (status) => {
-      noteFallbacks(out);
-      done({ status, out });
-    });
-    p.stdin.end(JSON.stringify(conf));
-  });
+  const env = {
+    ...(process.env as Record<string, string>),
+    ...fastpathEnvIn(ns.name),
+    ...extraEnv,
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: containerId,
+    CNI_NETNS: ns.path,
+    CNI_NETNS_OVERRIDE: "1",
+    CNI_IFNAME: "eth0",
+    CNI_PATH: "/usr/lib/cni",
+  };
+  const r = await spawnAsync("ip", ["netns", "exec", ns.name, exe], { env, input: JSON.stringify(conf) });
+  const out = r.stdout + r.stderr;
+  noteFallbacks(out);
+  return { status: r.status, out };
 }
 
 const race = suite("portmap in a private netns (own nat table): races, fast paths, bad input");
